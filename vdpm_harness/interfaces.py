@@ -1,0 +1,173 @@
+"""Base classes of the five kinds of plugin: models, benchmarks, generators, judges and reporters.
+
+A plugin class declares its options as a nested pydantic ``Options`` model (unknown keys are rejected, so a typo in
+a config file is an error, not a silent default) and is constructed as ``PluginClass(options)``. Construction must be
+cheap: heavy work (loading weights, reading data) happens in ``load()`` or on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from .records import Extraction, Request, Response, Sample, Score, Strict, stable_hash
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .leaderboard import Leaderboard
+    from .video import DecodedVideo
+
+
+class Plugin:
+    """Common base: an id (set by the registry), validated options."""
+
+    class Options(Strict):
+        pass
+
+    id: str = ""
+
+    def __init__(self, options: Options | dict | None = None):
+        if options is None:
+            options = {}
+        if isinstance(options, dict):
+            options = self.Options.model_validate(options)
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"
+
+
+# --- models -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedRequest:
+    """A request with its media decoded by the harness, handed to ``Model.generate``.
+
+    ``videos`` holds one :class:`vdpm_harness.video.DecodedVideo` per video part of the request, in order (empty for
+    models that declare ``needs_frames = False`` and for blind runs). ``seed`` is a per-sample seed derived from the
+    run seed and the sample's result key, so sampling models are reproducible regardless of batch order.
+    """
+
+    request: Request
+    key: str
+    seed: int
+    videos: list["DecodedVideo"] = field(default_factory=list)
+
+
+class Model(Plugin):
+    """A model plugin answers prepared requests, in batches of at most ``batch_size``."""
+
+    #: Whether the harness must decode video frames for this model (False for text-only baselines).
+    needs_frames: ClassVar[bool] = True
+    #: Options that do not change outputs (excluded from the fingerprint, so changing them keeps stored results).
+    runtime_options: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "num_workers", "concurrency"})
+
+    @property
+    def batch_size(self) -> int:
+        return int(getattr(self.options, "batch_size", 1) or 1)
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        """What identifies this model's outputs: id, revision and output-relevant options."""
+        opts = self.options.model_dump(mode="json", exclude=set(self.runtime_options))
+        return {"id": self.id, "revision": self.revision(), "options": opts}
+
+    def fingerprint(self) -> str:
+        return stable_hash(self.fingerprint_data())
+
+    def revision(self) -> str | None:
+        """The weights' revision (hub commit, checkpoint hash), if known."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Facts recorded in the run record (dtype, attention implementation, devices, ...)."""
+        return {}
+
+    def load(self) -> None:
+        """Load weights. Called once before the first ``generate``."""
+
+    def generate(self, batch: list[PreparedRequest]) -> list[Response]:
+        """Return one :class:`Response` per prepared request, in order.
+
+        A failure on one sample is returned as ``Response(error=...)``; raising fails the whole batch, which the
+        harness then records as an error for each of its samples.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (GPU memory, connections)."""
+
+
+# --- benchmarks ---------------------------------------------------------------------------------------------------
+
+
+class Benchmark(Plugin):
+    """A benchmark plugin: samples, the request for each, and how to read and score a response."""
+
+    #: Bump whenever samples, prompts or scoring change: it is part of every result key.
+    version: ClassVar[str] = "1"
+    #: Categories in reporting order (for per-category tables).
+    categories: ClassVar[list[str]] = []
+    #: The headline metric in ``BenchmarkResult.metrics``.
+    primary_metric: ClassVar[str] = "accuracy"
+
+    def samples(self) -> Iterable[Sample]:
+        raise NotImplementedError
+
+    def build_request(self, sample: Sample) -> Request:
+        raise NotImplementedError
+
+    def dataset_revision(self) -> str | None:
+        """A checksum or revision of the data on disk, recorded in the run."""
+        return None
+
+    def extract(self, sample: Sample, response: str) -> Extraction:
+        """Read the answer out of a raw response with rules. Unparsed answers have ``parsed=False``."""
+        raise NotImplementedError
+
+    def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
+        """Per-sample ``(correct, metrics)``."""
+        raise NotImplementedError
+
+    def aggregate(self, scores: list[Score]) -> tuple[dict, dict]:
+        """Aggregate per-sample scores into ``(metrics, categories)`` of :class:`MetricValue`.
+
+        The default reports accuracy (errors and unparsed answers count as wrong) with 95% CIs clustered by video,
+        overall and per category.
+        """
+        from .stats import summarize_accuracy
+
+        return summarize_accuracy(scores, self.categories)
+
+
+# --- judges, reporters, generators ---------------------------------------------------------------------------------
+
+
+class Judge(Plugin):
+    """Reads the answer out of a free-form response with a model instead of rules."""
+
+    version: ClassVar[str] = "1"
+
+    @property
+    def tag(self) -> str:
+        """Scoring path written into every scored record, e.g. ``judge:gpt-4o-mini@1``."""
+        return f"judge:{self.id}@{self.version}"
+
+    def judge(self, benchmark: Benchmark, items: list[tuple[Sample, str]]) -> list[Extraction]:
+        """Return one :class:`Extraction` per ``(sample, response)``, with ``method = self.tag``."""
+        raise NotImplementedError
+
+
+class Reporter(Plugin):
+    """Writes a view of the leaderboard (markdown, xlsx, ...) into a results folder."""
+
+    def write(self, leaderboard: "Leaderboard", out_dir: Path) -> list[Path]:
+        raise NotImplementedError
+
+
+class Generator(Plugin):
+    """Turns videos or scenes into data (QA records, videos). ``vdpm-harness generate ID`` runs it."""
+
+    def run(self, out: Path, seed: int = 0) -> dict[str, Any]:
+        """Generate into ``out``; return summary statistics (counts, yields) that the CLI prints."""
+        raise NotImplementedError
