@@ -171,3 +171,29 @@ class Generator(Plugin):
     def run(self, out: Path, seed: int = 0) -> dict[str, Any]:
         """Generate into ``out``; return summary statistics (counts, yields) that the CLI prints."""
         raise NotImplementedError
+
+
+class MCQBenchmark(Benchmark):
+    """A multiple-choice benchmark: ``Sample.options`` are the choices, ``Sample.answer`` the gold letter.
+
+    Extraction uses the rule extractor of :mod:`vdpm_harness.extract` restricted to the sample's valid letters;
+    a sample scores 1 when the extracted letter equals the gold letter, else 0 (unparsed included).
+    """
+
+    @staticmethod
+    def letters(sample: Sample) -> list[str]:
+        return [chr(ord("A") + i) for i in range(len(sample.options))]
+
+    def mcq_request(self, sample: Sample, messages: list, generation=None) -> Request:
+        """A request for ``sample`` with its letters as ``choices`` and its option texts as ``options``."""
+        extra = {"generation": generation} if generation is not None else {}
+        return Request(sample_id=sample.sample_id, messages=messages, choices=self.letters(sample),
+                       options=sample.options, **extra)  # fmt: skip
+
+    def extract(self, sample: Sample, response: str) -> Extraction:
+        from .extract import extract_choice
+
+        return extract_choice(response, self.letters(sample), sample.options)
+
+    def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
+        return (1.0 if extraction.parsed and extraction.answer == sample.answer else 0.0), {}

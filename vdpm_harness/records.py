@@ -146,11 +146,16 @@ class GenerationSettings(Strict):
 
 
 class Request(Record):
-    """What a benchmark asks a model: chat messages with content parts, plus the answer choices for baselines."""
+    """What a benchmark asks a model: chat messages with content parts.
+
+    For multiple-choice questions ``choices`` holds the valid answers (option letters) and ``options`` the option
+    texts, for baselines and constrained decoding; neither is shown to the model unless the messages contain it.
+    """
 
     sample_id: str
     messages: list[Message]
     choices: list[str] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=list)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     def prompt_hash(self) -> str:

@@ -1,0 +1,54 @@
+"""Shared fixtures: an isolated cache, a plugin host with the fixture plugin, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_DIR = Path(__file__).resolve().parent / "plugin_fixture"
+sys.path.insert(0, str(FIXTURE_DIR))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory):
+    """Benchmarks built on first use go to a temporary cache shared by the session."""
+    cache = tmp_path_factory.mktemp("vdpm-cache")
+    os.environ["VDPM_CACHE"] = str(cache)
+    yield cache
+
+
+@pytest.fixture
+def host():
+    """A fresh plugin host: the entry points of this environment, the fixture plugin among them (its dist-info
+    is on ``sys.path``, so it is discovered exactly like an installed third-party plugin)."""
+    from vdpm_harness import plugins
+
+    plugins.reset_host()
+    h = plugins.get_host()
+    assert "fixture" in h.plugins, h.broken
+    yield h
+    plugins.reset_host()
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a CLI subprocess: the fixture plugin installed (on PYTHONPATH), the session cache."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(FIXTURE_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict | None = None, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``python -m vdpm_harness ARGS`` as a user would, capturing output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vdpm_harness", *args], env=env or cli_env(), capture_output=True, text=True,
+        timeout=300, cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vdpm-harness {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

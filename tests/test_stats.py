@@ -1,0 +1,155 @@
+"""Tests of vdpm_harness.stats: clustered standard errors against statsmodels and hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from vdpm_harness.records import Extraction, Score
+from vdpm_harness.stats import Z_95, clustered_mean, summarize_accuracy, unparsed_rate
+
+
+def statsmodels_se(values, codes) -> float:
+    """Cluster-robust SE of an intercept-only OLS fit. With one regressor (k = 1) statsmodels' default small-sample
+    correction G/(G-1) * (n-1)/(n-k) reduces to G/(G-1): the CR1 estimator."""
+    n = len(values)
+    fit = sm.OLS(np.asarray(values, float), np.ones(n)).fit(
+        cov_type="cluster", cov_kwds={"groups": np.asarray(codes), "use_correction": True}
+    )
+    return float(fit.bse[0])
+
+
+def score(sample_id, video_id, correct, category=None, status="ok", parsed=True):
+    extraction = Extraction(answer="A", parsed=parsed, method="rules:test") if status == "ok" else None
+    return Score(
+        sample_id=sample_id,
+        video_id=video_id,
+        category=category,
+        status=status,
+        correct=correct,
+        extraction=extraction,
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_clustered_se_matches_statsmodels_with_unequal_clusters(seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 9, size=25)
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    values = rng.integers(0, 2, size=len(codes)).astype(float)
+    clusters = [f"video-{c}" for c in codes]
+
+    metric = clustered_mean(values.tolist(), clusters, scale=1.0, bounds=None)
+
+    assert metric.n == len(values) and metric.n_clusters == len(sizes)
+    assert metric.value == pytest.approx(values.mean(), abs=1e-12)
+    assert metric.se == pytest.approx(statsmodels_se(values, codes), abs=1e-12)
+    assert metric.ci_low == pytest.approx(metric.value - Z_95 * metric.se, abs=1e-12)
+    assert metric.ci_high == pytest.approx(metric.value + Z_95 * metric.se, abs=1e-12)
+
+
+def test_statsmodels_without_correction_does_not_match():
+    # Guards the choice above: the uncorrected estimator differs by sqrt(G/(G-1)).
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    codes = [0, 0, 1, 1, 1, 2, 3]
+    fit = sm.OLS(np.asarray(values), np.ones(7)).fit(
+        cov_type="cluster", cov_kwds={"groups": np.asarray(codes), "use_correction": False}
+    )
+    se = clustered_mean(values, codes, scale=1.0).se
+    assert se == pytest.approx(float(fit.bse[0]) * math.sqrt(4 / 3), abs=1e-12)
+
+
+def test_hand_computed_small_case():
+    # clusters a: (1, 1), b: (0,), c: (1, 0, 0); mean 1/2, residual sums 1, -1/2, -1/2.
+    values = [1, 1, 0, 1, 0, 0]
+    clusters = ["a", "a", "b", "c", "c", "c"]
+    metric = clustered_mean(values, clusters)
+    se = math.sqrt(3 / 2 * (1 + 0.25 + 0.25) / 36)  # = 0.25
+    assert metric.value == pytest.approx(50.0)
+    assert metric.se == pytest.approx(100 * se)
+    assert metric.se == pytest.approx(25.0)
+    assert metric.ci_low == pytest.approx(50 - 1.96 * 25)
+    assert metric.ci_high == pytest.approx(50 + 1.96 * 25)
+    assert (metric.n, metric.n_clusters) == (6, 3)
+
+
+def test_one_sample_per_cluster_is_the_textbook_standard_error():
+    values = [1] * 7 + [0] * 3
+    p, n = 0.7, 10
+    metric = clustered_mean(values, list(range(n)), scale=1.0)
+    assert metric.se == pytest.approx(math.sqrt(p * (1 - p) / (n - 1)), abs=1e-12)
+
+
+def test_ci_is_clipped_to_bounds_unless_disabled():
+    values, clusters = [1, 1, 1, 0], ["a", "b", "c", "d"]
+    clipped = clustered_mean(values, clusters)
+    assert clipped.ci_high == 100.0 and clipped.ci_low == pytest.approx(75 - 1.96 * clipped.se)
+    free = clustered_mean(values, clusters, bounds=None)
+    assert free.ci_high == pytest.approx(75 + 1.96 * free.se) and free.ci_high > 100
+    scaled = clustered_mean([4.0, 5.0, 3.0], ["a", "b", "c"], scale=1.0, bounds=(0.0, 5.0))
+    assert scaled.ci_high == 5.0
+
+
+def test_single_cluster_has_no_standard_error():
+    metric = clustered_mean([1, 0, 1], ["v", "v", "v"])
+    assert metric.value == pytest.approx(200 / 3)
+    assert (metric.se, metric.ci_low, metric.ci_high, metric.n_clusters) == (None, None, None, 1)
+
+
+def test_invalid_inputs_raise():
+    with pytest.raises(ValueError):
+        clustered_mean([], [])
+    with pytest.raises(ValueError):
+        clustered_mean([1.0], ["a", "b"])
+    with pytest.raises(ValueError):
+        clustered_mean([float("nan"), 1.0], ["a", "b"])
+    with pytest.raises(ValueError):
+        summarize_accuracy([], ["x"])
+
+
+def test_errors_and_unscored_answers_count_as_wrong():
+    scores = [
+        score("1", "v1", 1.0),
+        score("2", "v2", None, status="error"),
+        score("3", "v3", None, parsed=False),
+        score("4", "v4", 1.0),
+    ]
+    metrics, _ = summarize_accuracy(scores, [])
+    assert metrics["accuracy"].value == pytest.approx(50.0)
+    assert metrics["accuracy"].n == 4
+    assert metrics["accuracy"].se == pytest.approx(100 * clustered_mean([1, 0, 0, 1], [1, 2, 3, 4], scale=1).se)
+
+
+def test_category_order_then_appearance_then_uncategorized():
+    scores = [
+        score("1", "v1", 1.0, category="zeta"),
+        score("2", "v1", 0.0, category=None),
+        score("3", "v2", 1.0, category="speed"),
+        score("4", "v2", 0.0, category="alpha"),
+        score("5", "v3", 1.0, category="distance"),
+        score("6", "v3", 1.0, category="speed"),
+    ]
+    metrics, categories = summarize_accuracy(scores, ["distance", "direction", "speed"])
+    assert list(categories) == ["distance", "speed", "zeta", "alpha", "uncategorized"]
+    assert categories["speed"]["accuracy"].value == pytest.approx(100.0)
+    assert categories["speed"]["accuracy"].n == 2
+    assert categories["speed"]["accuracy"].n_clusters == 2
+    assert categories["uncategorized"]["accuracy"].value == 0.0
+    assert metrics["accuracy"].n == 6 and metrics["accuracy"].n_clusters == 3
+
+
+def test_no_uncategorized_key_without_uncategorized_samples():
+    _, categories = summarize_accuracy([score("1", "v1", 1.0, category="a")], ["a", "b"])
+    assert list(categories) == ["a"]
+
+
+def test_unparsed_rate_counts_errors_and_unparsed():
+    scores = [
+        score("1", "v1", 1.0),
+        score("2", "v2", 0.0, parsed=False),
+        score("3", "v3", None, status="error"),
+        Score(sample_id="4", video_id="v4", status="ok", correct=1.0),  # no extraction: not parsed
+    ]
+    assert unparsed_rate(scores) == pytest.approx(0.75)
+    assert unparsed_rate(scores[:1]) == 0.0

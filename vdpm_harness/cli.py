@@ -1,0 +1,215 @@
+"""The ``vdpm-harness`` command line. Read ``run`` top to bottom to follow the evaluation pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import ConfigError, build_config
+from .plugins import KINDS, PluginError, get_host
+
+console = Console(stderr=True)
+KIND_ALIASES = {"benches": "benchmarks", "bench": "benchmarks", "model": "models", "generator": "generators",
+                "judge": "judges", "reporter": "reporters"}  # fmt: skip
+
+
+def fail(message: str, code: int = 2):
+    console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vdpm-harness")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
+def cli(verbose: bool):
+    """Evaluate vision-language models on dynamic spatial (4D) reasoning in videos."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# --- introspection -------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool):
+    """Every installed plugin: its distribution, version and hooks; broken plugins with their error."""
+    host = get_host()
+    rows = [
+        {"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version, "hooks": p.hooks}
+        for p in host.plugins.values()
+    ]
+    registered = {kind: [entry.id for entry in host.registry(kind)] for kind in KINDS}
+    broken = [{"name": name, "error": error} for name, error in host.broken.items()]
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "registered": registered, "broken": broken}, indent=2))
+        return
+    table = Table("plugin", "distribution", "version", "hooks")
+    for row in rows:
+        table.add_row(row["name"], row["distribution"] or "-", row["version"] or "-", ", ".join(row["hooks"]))
+    Console().print(table)
+    for item in broken:
+        console.print(f"[red]broken plugin {item['name']}[/red]: {item['error']}", highlight=False, markup=False)
+
+
+@cli.command(name="list")
+@click.argument("kind", type=click.Choice([*KINDS, *KIND_ALIASES]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_(kind: str, as_json: bool):
+    """List registered models, benches, generators, judges or reporters (without importing them)."""
+    kind = KIND_ALIASES.get(kind, kind)
+    entries = list(get_host().registry(kind))
+    rows = [{"id": e.id, "aliases": list(e.aliases), "plugin": e.plugin, "description": e.description} for e in entries]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "aliases", "plugin", "description")
+    for row in rows:
+        table.add_row(row["id"], ", ".join(row["aliases"]), row["plugin"], row["description"])
+    Console().print(table)
+
+
+# --- evaluation ----------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--model", "models", help="Model ids or aliases, comma-separated.")
+@click.option("--bench", "benches", help="Benchmark ids or aliases, comma-separated.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Run configuration (TOML or YAML).")
+@click.option("--limit", type=int, help="Evaluate only the first N samples of each benchmark.")
+@click.option("--out", help="Results folder (default: results).")
+@click.option("--seed", type=int, help="Run seed (default 0).")
+@click.option("--judge", help="Judge plugin that reads answers instead of the rules.")
+@click.option("--model-arg", multiple=True, help="Model option [MODEL:]key=value (repeatable).")
+@click.option("--bench-arg", multiple=True, help="Benchmark option [BENCH:]key=value (repeatable).")
+@click.option("--decode-workers", type=int, help="Video decoding worker processes (0 decodes inline).")
+@click.option("--video-backend", type=click.Choice(["pyav", "decord"]), help="Video decoder (default: the fastest installed).")
+def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_arg, decode_workers, video_backend):
+    """Evaluate models on benchmarks and update the leaderboard. Rerunning the same command resumes."""
+    from .pipeline import Runner
+
+    try:
+        config = build_config(
+            config_file, models, benches, model_arg, bench_arg, limit=limit, out=out, seed=seed, judge=judge,
+            decode_workers=decode_workers, video_backend=video_backend,
+        )  # fmt: skip
+        outcomes = Runner(config, get_host(), console).run()
+    except (ConfigError, PluginError) as exc:
+        fail(str(exc))
+    table = Table("model", "benchmark", "score", "n", "errors", "unparsed", "new", "reused", title="vdpm-harness run")
+    for o in outcomes:
+        if o.result is None:
+            table.add_row(o.label, o.benchmark, "[red]failed[/red]", "", "", "", "", "")
+            continue
+        metric = o.result.metrics[o.result.primary]
+        table.add_row(
+            o.label, o.benchmark, f"{metric.value:.1f} {o.result.primary}", str(o.result.n_samples), str(o.result.n_errors),
+            f"{o.result.unparsed_rate:.1%}" if o.result.unparsed_rate is not None else "-",
+            str(o.counts["ok"] + o.counts["error"]), str(o.counts["reused"]),
+        )  # fmt: skip
+    Console().print(table)
+    print(f"results in {config.out}", file=sys.stderr)
+    if any(o.result is None for o in outcomes):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--judge", help="Judge plugin that reads answers instead of the rules.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False),
+              help="Results folder whose leaderboard to regenerate (default: two levels above each pair).")  # fmt: skip
+def rescore(run_dir, judge, results_dir):
+    """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
+    from .pipeline import pair_folders, rescore as rescore_pair, write_leaderboard
+
+    host = get_host()
+    folders = pair_folders(Path(run_dir))
+    if not folders:
+        fail(f"no run.json under {run_dir}: not a vdpm-harness results folder")
+    roots = set()
+    try:
+        for folder in folders:
+            result = rescore_pair(host, folder, judge)
+            metric = result.metrics[result.primary]
+            click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})")
+            roots.add(Path(results_dir) if results_dir else folder.parent.parent)
+    except PluginError as exc:
+        fail(str(exc))
+    for root in sorted(roots):
+        for path in write_leaderboard(host, root):
+            console.print(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False))
+def leaderboard(results_dir):
+    """Regenerate the leaderboard (markdown, xlsx, ...) from every results.json under a results folder."""
+    from .pipeline import write_leaderboard
+
+    if not Path(results_dir).is_dir():
+        fail(f"results folder not found: {results_dir}")
+    for path in write_leaderboard(get_host(), Path(results_dir)):
+        click.echo(f"wrote {path}")
+
+
+# --- data generation -------------------------------------------------------------------------------------------------
+
+
+class GeneratorGroup(click.Group):
+    """``vdpm-harness generate ID``: one subcommand per registered generator, options from its ``Options``."""
+
+    def list_commands(self, ctx):
+        return sorted(entry.id for entry in get_host().registry("generators"))
+
+    def get_command(self, ctx, name):
+        try:
+            entry = get_host().get("generators", name)
+        except PluginError as exc:
+            fail(str(exc))
+        cls = entry.load_class()
+
+        def callback(out, seed, **values):
+            options = {key: value for key, value in values.items() if value is not None}
+            generator = entry.create(options)
+            stats = generator.run(Path(out), seed=seed)
+            click.echo(json.dumps(stats, indent=2, default=str))
+
+        params = [
+            click.Option(["--out"], required=True, type=click.Path(file_okay=False), help="Output folder."),
+            click.Option(["--seed"], type=int, default=0, show_default=True, help="Random seed."),
+        ]
+        for field_name, field in cls.Options.model_fields.items():
+            annotation = field.annotation
+            kind = annotation if annotation in (int, float, str, bool) else None
+            flag = "--" + field_name.replace("_", "-")
+            if kind is bool:
+                flag = f"{flag}/--no-{field_name.replace('_', '-')}"
+            params.append(click.Option([flag, field_name], type=kind, default=None, help=field.description or ""))
+        return click.Command(name, params=params, callback=callback, help=entry.description)
+
+
+@cli.group(cls=GeneratorGroup)
+def generate():
+    """Generate data (videos, tracks, QA records) with a generator plugin."""
+
+
+# --- entry point ---------------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    host = get_host()
+    host.pm.hook.register_commands(cli=cli)
+    try:
+        cli.main(args=argv, prog_name="vdpm-harness")
+    except (ConfigError, PluginError) as exc:
+        fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,497 @@
+"""The evaluation pipeline: infer -> extract -> score -> report, each phase resumable on its own.
+
+For every (model, benchmark) pair the results live in ``<out>/<model label>/<benchmark id>/``:
+
+* ``run.json``          what reproduces the pair (versions, git revision, seeds, options with secrets masked, ...)
+* ``predictions*.jsonl`` the append-only store of raw responses (:mod:`vdpm_harness.store`), the source of truth
+* ``scores.jsonl``      per-sample extraction and score, derived from the predictions (rewritten by ``rescore``)
+* ``results.json``      the aggregate :class:`BenchmarkResult`, written as soon as the pair is done
+
+The leaderboard (``<out>/leaderboard.*``) is a view regenerated from every ``results.json`` by the reporters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .config import RunConfig, mask_secrets, redact, secret_values
+from .interfaces import Benchmark, Judge, Model, PreparedRequest
+from .plugins import Host, PluginError
+from .records import BenchmarkResult, FramePolicy, Prediction, Request, Response, Sample, Score, stable_hash
+from .repro import environment_record, now
+from .store import PredictionStore, result_key, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkItem:
+    """One sample planned for inference: its request, result key and frame indices (or why it cannot run)."""
+
+    sample: Sample
+    request: Request
+    key: str
+    frame_indices: list[list[int]] | None
+    error: str | None = None
+
+
+@dataclass
+class PairOutcome:
+    label: str
+    benchmark: str
+    result: BenchmarkResult | None = None
+    error: str | None = None
+    counts: Counter = field(default_factory=Counter)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def model_label(model: Model, explicit: str | None = None) -> str:
+    """The folder and leaderboard name of a model: its id, plus a hash of its options when they are not defaults."""
+    if explicit:
+        return explicit
+    options = model.fingerprint_data()["options"]
+    defaults = type(model).Options().model_dump(mode="json", exclude=set(model.runtime_options))
+    return model.id if options == defaults else f"{model.id}-{stable_hash(options, 6)}"
+
+
+def with_frames(request: Request, policy: FramePolicy | None) -> Request:
+    """The request with every video part's frame policy replaced (an explicit, recorded run override)."""
+    if policy is None:
+        return request
+    request = request.model_copy(deep=True)
+    for part in request.video_parts():
+        part.frames = policy
+    return request
+
+
+def sample_seed(run_seed: int, key: str) -> int:
+    """A per-sample seed that does not depend on batch order, shard or resume."""
+    return int(stable_hash([run_seed, key], 8), 16)
+
+
+def decode_media(job: tuple[list[tuple[str, dict]], str | None]) -> list:
+    """Decode every video of one request (runs in the decode worker processes)."""
+    from .video import decode
+
+    parts, backend = job
+    return [decode(path, FramePolicy.model_validate(policy), backend=backend) for path, policy in parts]
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# --- phase 1: plan and infer ----------------------------------------------------------------------------------------
+
+
+def plan(
+    benchmark: Benchmark, model: Model, samples: list[Sample], frames: FramePolicy | None
+) -> list[WorkItem]:
+    """Build each request and its result key. A video that cannot be probed makes the sample an error item."""
+    from .video import VideoError, frame_indices, probe
+
+    fingerprint = model.fingerprint()
+    infos: dict[str, Any] = {}
+    items = []
+    for sample in samples:
+        request = with_frames(benchmark.build_request(sample), frames)
+        indices: list[list[int]] | None = []
+        error = None
+        for part in request.video_parts():
+            if part.frames.blind:
+                indices.append([])
+                continue
+            try:
+                if part.video not in infos:
+                    infos[part.video] = probe(part.video)
+                indices.append(frame_indices(part.frames, infos[part.video]))
+            except VideoError as exc:
+                error, indices = f"video error: {exc}", None
+                break
+        key = result_key(
+            fingerprint, benchmark.id, benchmark.version, sample.sample_id, request.prompt_hash(), indices,
+            request.generation,
+        )  # fmt: skip
+        items.append(WorkItem(sample, request, key, indices, error))
+    return items
+
+
+class Inference:
+    """Runs the pending items of one pair through a model, writing each batch to the store as it completes."""
+
+    def __init__(self, model: Model, benchmark: Benchmark, store: PredictionStore, config: RunConfig, secrets: set):
+        self.model = model
+        self.benchmark = benchmark
+        self.store = store
+        self.config = config
+        self.secrets = secrets
+        self.fingerprint = model.fingerprint()
+        self.counts: Counter = Counter()
+
+    def record(self, item: WorkItem, response: Response) -> Prediction:
+        status = "ok" if response.error is None and response.text is not None else "error"
+        error = response.error if status == "error" else None
+        if status == "error" and error is None:
+            error = "the model returned no text"
+        self.counts[status] += 1
+        return Prediction(
+            key=item.key,
+            sample_id=item.sample.sample_id,
+            video_id=item.sample.video_id,
+            category=item.sample.category,
+            benchmark=self.benchmark.id,
+            benchmark_version=self.benchmark.version,
+            model=self.model.id,
+            model_fingerprint=self.fingerprint,
+            prompt_hash=item.request.prompt_hash(),
+            frame_indices=item.frame_indices,
+            generation=item.request.generation,
+            status=status,
+            response=response.text if status == "ok" else None,
+            error=redact(error, self.secrets) if error else None,
+            usage=response.usage,
+            seconds=response.seconds,
+            created=now(),
+        )
+
+    def media_stream(self, items: list[WorkItem]) -> Iterator[tuple[WorkItem, Any]]:
+        """(item, decoded videos or the exception that stopped decoding), decoded ahead in worker processes."""
+        needs_frames = self.model.needs_frames and any(
+            not part.frames.blind for item in items for part in item.request.video_parts()
+        )
+        if not needs_frames:
+            yield from ((item, []) for item in items)
+            return
+        from .prefetch import Prefetcher
+
+        jobs = (
+            ([(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], self.config.video_backend)
+            for item in items
+        )
+        with Prefetcher(decode_media, workers=self.config.decode_workers, depth=self.config.prefetch) as prefetcher:
+            # the prefetcher keeps input order, so results line up with the items
+            for item, (_, result) in zip(items, prefetcher.map(jobs)):
+                yield item, result
+
+    def generate(self, batch: list[tuple[WorkItem, PreparedRequest]]) -> list[Prediction]:
+        """Run one batch; if the whole batch fails (e.g. out of memory), retry its samples one at a time."""
+        start = time.perf_counter()
+        try:
+            responses = self.model.generate([prepared for _, prepared in batch])
+            if len(responses) != len(batch):
+                raise RuntimeError(f"model returned {len(responses)} responses for a batch of {len(batch)}")
+        except Exception as exc:  # noqa: BLE001 - a failing model call becomes per-sample error records
+            if len(batch) > 1:
+                log.warning("batch of %d failed (%s); retrying its samples one at a time", len(batch), exc)
+                return [p for one in batch for p in self.generate([one])]
+            responses = [Response(sample_id=batch[0][0].sample.sample_id, error=f"{type(exc).__name__}: {exc}")]
+        elapsed = (time.perf_counter() - start) / len(batch)
+        for response in responses:
+            if response.seconds is None:
+                response.seconds = round(elapsed, 4)
+        return [self.record(item, response) for (item, _), response in zip(batch, responses)]
+
+    def run(self, items: list[WorkItem], progress: Progress | None = None) -> None:
+        done = self.store.load()
+        pending = []
+        for item in items:
+            previous = done.get(item.key)
+            if previous is not None and (previous.status == "ok" or not self.config.retry_errors):
+                self.counts["reused"] += 1
+            else:
+                pending.append(item)
+        task = None
+        if progress is not None:
+            task = progress.add_task(f"{self.model.id} · {self.benchmark.id}", total=len(items), rate="")
+            progress.update(task, completed=len(items) - len(pending))
+        failed_early = [item for item in pending if item.error]
+        self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=item.error))
+                           for item in failed_early])  # fmt: skip
+        runnable = [item for item in pending if not item.error]
+        started, finished = time.perf_counter(), len(failed_early)
+        if task is not None:
+            progress.advance(task, len(failed_early))
+        batch: list[tuple[WorkItem, PreparedRequest]] = []
+
+        def flush():
+            nonlocal finished
+            if batch:
+                self.store.append(self.generate(batch))
+                finished += len(batch)
+                if task is not None:
+                    rate = finished / max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, advance=len(batch), rate=f"{rate:.2f} samples/s")
+                batch.clear()
+
+        for item, media in self.media_stream(runnable):
+            if isinstance(media, Exception):
+                reason = f"video error: {media}"
+                self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
+                finished += 1
+                if task is not None:
+                    progress.advance(task)
+                continue
+            seed = sample_seed(self.config.seed, item.key)
+            batch.append((item, PreparedRequest(item.request, item.key, seed, media)))
+            if len(batch) >= self.model.batch_size:
+                flush()
+        flush()
+
+
+# --- phases 2 and 3: extract and score -------------------------------------------------------------------------------
+
+
+def score_predictions(
+    benchmark: Benchmark,
+    samples: list[Sample],
+    predictions: dict[str, Prediction],
+    judge: Judge | None = None,
+) -> list[Score]:
+    """Extract and score the prediction of every sample (by sample id). A sample without one is an error."""
+    scores: dict[str, Score] = {}
+    to_judge: list[tuple[Sample, Prediction]] = []
+    for sample in samples:
+        prediction = predictions.get(sample.sample_id)
+        if prediction is None or prediction.status == "error":
+            error = prediction.error if prediction else "no prediction recorded"
+            scores[sample.sample_id] = Score(
+                sample_id=sample.sample_id, video_id=sample.video_id, category=sample.category, status="error",
+                correct=None, gold=sample.answer, error=error,
+            )  # fmt: skip
+        elif judge is not None:
+            to_judge.append((sample, prediction))
+        else:
+            scores[sample.sample_id] = _score_one(benchmark, sample, prediction, benchmark.extract(sample, prediction.response))
+    if to_judge:
+        extractions = judge.judge(benchmark, [(s, p.response) for s, p in to_judge])
+        for (sample, prediction), extraction in zip(to_judge, extractions, strict=True):
+            scores[sample.sample_id] = _score_one(benchmark, sample, prediction, extraction)
+    return [scores[s.sample_id] for s in samples]
+
+
+def _score_one(benchmark: Benchmark, sample: Sample, prediction: Prediction, extraction) -> Score:
+    correct, metrics = benchmark.score(sample, extraction)
+    return Score(
+        sample_id=sample.sample_id, video_id=sample.video_id, category=sample.category, status="ok",
+        correct=correct, metrics=metrics, extraction=extraction, gold=sample.answer, response=prediction.response,
+    )  # fmt: skip
+
+
+def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: dict[str, Any]) -> BenchmarkResult:
+    from .stats import unparsed_rate
+
+    metrics, categories = benchmark.aggregate(scores)
+    methods = sorted({s.extraction.method for s in scores if s.extraction is not None})
+    order = [c for c in benchmark.categories if c in categories] + [c for c in categories if c not in benchmark.categories]
+    return BenchmarkResult(
+        model=label,
+        benchmark=benchmark.id,
+        benchmark_version=benchmark.version,
+        primary=benchmark.primary_metric,
+        metrics=metrics,
+        categories=categories,
+        category_order=order,
+        n_samples=len(scores),
+        n_errors=sum(s.status == "error" for s in scores),
+        unparsed_rate=unparsed_rate(scores),
+        scoring=",".join(methods) or "none",
+        run=run,
+    )
+
+
+def finish_pair(
+    host: Host, benchmark: Benchmark, label: str, folder: Path, samples: list[Sample],
+    predictions: dict[str, Prediction], run: dict[str, Any], judge: Judge | None,
+) -> BenchmarkResult:  # fmt: skip
+    """Score, aggregate and write ``scores.jsonl`` and ``results.json``; tell subscribers."""
+    scores = score_predictions(benchmark, samples, predictions, judge)
+    write_jsonl(folder / "scores.jsonl", scores)
+    result = summarize(benchmark, label, scores, {**run, "finished": now()})
+    write_json(folder / "results.json", result.model_dump(mode="json"))
+    host.pm.hook.benchmark_finished(result=result, run_dir=folder)
+    return result
+
+
+def current_predictions(store: PredictionStore, items: list[WorkItem]) -> dict[str, Prediction]:
+    """Sample id -> the stored prediction for the item's key."""
+    done = store.load()
+    return {item.sample.sample_id: done[item.key] for item in items if item.key in done}
+
+
+# --- phase 4: report -------------------------------------------------------------------------------------------------
+
+
+def write_leaderboard(host: Host, out_dir: Path, reporters: list[str] | None = None) -> list[Path]:
+    """Regenerate every reporter's view of all results under ``out_dir``."""
+    from .leaderboard import collect
+
+    board = collect(out_dir)
+    written = []
+    names = reporters if reporters is not None else [entry.id for entry in host.registry("reporters")]
+    for name in names:
+        written += host.create("reporters", name).write(board, out_dir)
+    return written
+
+
+# --- the run ---------------------------------------------------------------------------------------------------------
+
+
+class Runner:
+    """Evaluates every selected model on every selected benchmark (``vdpm-harness run``)."""
+
+    def __init__(self, config: RunConfig, host: Host, console: Console | None = None):
+        self.config = config
+        self.host = host
+        self.console = console or Console(stderr=True)
+        self.out = Path(config.out)
+        self.secrets = secret_values(config.model_dump(mode="json"))
+        self._samples: dict[str, list[Sample]] = {}
+
+    def _build(self):
+        """Create every plugin first, so a typo in any name or option fails before any model loads."""
+        models = [(spec, self.host.create("models", spec.name, spec.options)) for spec in self.config.models]
+        benches = [(spec, self.host.create("benchmarks", spec.name, spec.options)) for spec in self.config.benches]
+        judge = self.host.create("judges", self.config.judge) if self.config.judge else None
+        return models, benches, judge
+
+    def samples(self, benchmark: Benchmark) -> list[Sample]:
+        if benchmark.id not in self._samples:
+            samples = list(benchmark.samples())
+            if self.config.limit:
+                samples = samples[: self.config.limit]
+            self._samples[benchmark.id] = samples
+        return self._samples[benchmark.id]
+
+    def run_record(self, model_spec, model: Model, label: str, bench_spec, benchmark: Benchmark, judge) -> dict:
+        return mask_secrets(
+            {
+                "started": now(),
+                "seed": self.config.seed,
+                "limit": self.config.limit,
+                "model": {
+                    "name": model_spec.name, "id": model.id, "label": label,
+                    "options": model.options.model_dump(mode="json"), "fingerprint": model.fingerprint(),
+                    "revision": model.revision(), "details": model.describe(),
+                },
+                "benchmark": {
+                    "name": bench_spec.name, "id": benchmark.id, "version": benchmark.version,
+                    "options": benchmark.options.model_dump(mode="json"),
+                    "frames_override": bench_spec.frames.model_dump(mode="json") if bench_spec.frames else None,
+                    "dataset_revision": benchmark.dataset_revision(),
+                },
+                "judge": {"id": judge.id, "version": judge.version} if judge else None,
+                "decoder": self._decoder(),
+                "config": self.config.model_dump(mode="json"),
+                "environment": environment_record(self.secrets),
+            }
+        )  # fmt: skip
+
+    def _decoder(self) -> dict[str, Any]:
+        from .video import backend_version, default_backend
+
+        backend = self.config.video_backend or default_backend()
+        return {"backend": backend, "version": backend_version(backend)}
+
+    def run(self) -> list[PairOutcome]:
+        models, benches, judge = self._build()
+        outcomes: list[PairOutcome] = []
+        with make_progress(self.console) as progress:
+            for model_spec, model in models:
+                label = model_label(model, model_spec.label)
+                try:
+                    model.load()
+                except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
+                    error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
+                    self.console.print(f"[red]{error}[/red]")
+                    outcomes += [PairOutcome(label, b.id, error=error) for _, b in benches]
+                    continue
+                try:
+                    for bench_spec, benchmark in benches:
+                        outcomes.append(self.run_pair(model_spec, model, label, bench_spec, benchmark, judge, progress))
+                finally:
+                    model.close()
+        results = [o.result for o in outcomes if o.result is not None]
+        if results:
+            written = write_leaderboard(self.host, self.out)
+            for path in written:
+                self.console.print(f"wrote {path}")
+        self.host.pm.hook.run_finished(results=results, out_dir=self.out)
+        return outcomes
+
+    def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress) -> PairOutcome:
+        folder = self.out / label / benchmark.id
+        outcome = PairOutcome(label, benchmark.id)
+        try:
+            run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / "run.json", run)
+            samples = self.samples(benchmark)
+            items = plan(benchmark, model, samples, bench_spec.frames)
+            store = PredictionStore(folder)
+            inference = Inference(model, benchmark, store, self.config, self.secrets)
+            inference.run(items, progress)
+            outcome.counts = inference.counts
+            predictions = current_predictions(store, items)
+            outcome.result = finish_pair(self.host, benchmark, label, folder, samples, predictions, run, judge)
+        except PluginError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
+            outcome.error = redact(f"{label} on {benchmark.id}: {type(exc).__name__}: {exc}", self.secrets)
+            log.debug("%s", traceback.format_exc())
+            self.console.print(f"[red]{outcome.error}[/red]")
+        return outcome
+
+
+# --- rescore ---------------------------------------------------------------------------------------------------------
+
+
+def pair_folders(path: Path) -> list[Path]:
+    """``path`` itself if it holds a pair's ``run.json``, else every pair folder below it."""
+    if (path / "run.json").is_file():
+        return [path]
+    return sorted(p.parent for p in path.rglob("run.json"))
+
+
+def rescore(host: Host, folder: Path, judge_name: str | None = None) -> BenchmarkResult:
+    """Re-extract and re-score a finished pair from its stored predictions, without running the model."""
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    bench_info = run["benchmark"]
+    benchmark = host.create("benchmarks", bench_info["name"], bench_info["options"])
+    if benchmark.version != bench_info["version"]:
+        log.warning(
+            "%s: stored predictions are from %s version %s; scoring with version %s",
+            folder, benchmark.id, bench_info["version"], benchmark.version,
+        )  # fmt: skip
+    judge = host.create("judges", judge_name) if judge_name else None
+    fingerprint = run["model"]["fingerprint"]
+    predictions: dict[str, Prediction] = {}
+    for record in PredictionStore(folder).load().values():
+        if record.model_fingerprint != fingerprint or record.benchmark != benchmark.id:
+            continue
+        kept = predictions.get(record.sample_id)
+        if kept is None or (record.status == "ok") >= (kept.status == "ok"):
+            predictions[record.sample_id] = record
+    samples = [s for s in benchmark.samples() if s.sample_id in predictions]
+    run = {**run, "judge": {"id": judge.id, "version": judge.version} if judge else None, "rescored": now()}
+    return finish_pair(host, benchmark, run["model"]["label"], folder, samples, predictions, run, judge)

@@ -1,0 +1,246 @@
+"""The plugin manager: entry-point loading, registries with lazy factories, broken-plugin isolation, tracing.
+
+Environment switches:
+
+* ``VDPM_LOAD_PLUGINS=a,b`` loads only the entry points named ``a`` and ``b`` (``""`` loads none; the built-ins
+  are entry points too, so they obey it).
+* ``VDPM_TRACE_PLUGINS=1`` prints every hook call and its result to stderr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "vdpm_harness"
+KINDS = ("models", "benchmarks", "generators", "judges", "reporters")
+
+
+class PluginError(Exception):
+    """A plugin could not be found, loaded or configured. The message says which and why."""
+
+
+@dataclass
+class Entry:
+    """One registered model, benchmark, generator, judge or reporter."""
+
+    id: str
+    kind: str
+    factory: Callable[..., Any] | str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str = ""
+    capabilities: dict[str, Any] = field(default_factory=dict)
+
+    def load_class(self):
+        """Resolve a lazy ``"module:attr"`` factory. Import errors name the plugin and keep the traceback."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else ():
+                obj = getattr(obj, part)
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported with its cause
+            raise PluginError(
+                f"{self.kind[:-1]} '{self.id}' (plugin '{self.plugin}') failed to load {self.factory}: "
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            ) from exc
+        return obj
+
+    def create(self, options: dict | None = None):
+        """Build the plugin object with validated options (unknown keys are rejected)."""
+        cls = self.load_class()
+        try:
+            obj = cls(options or {})
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"invalid options for {self.kind[:-1]} '{self.id}': {exc}") from exc
+        if getattr(obj, "id", None) in (None, ""):
+            obj.id = self.id
+        return obj
+
+
+class Registry:
+    """Entries of one kind, looked up by id or alias, with "did you mean" for unknown names."""
+
+    def __init__(self, kind: str, broken: dict[str, str]):
+        self.kind = kind
+        self.entries: dict[str, Entry] = {}
+        self.names: dict[str, str] = {}
+        self.conflicts: dict[str, str] = {}
+        self._broken = broken
+
+    def add(self, entry: Entry) -> None:
+        """Add an entry; a name (id or alias) claimed twice becomes a conflict, reported when it is selected."""
+        first = self.entries.setdefault(entry.id, entry)
+        for name in (entry.id, *entry.aliases):
+            owner = self.names.setdefault(name, entry.id)
+            if owner != entry.id or first is not entry:
+                self.conflicts[name] = (
+                    f"{self.kind[:-1]} name '{name}' is registered by both plugin "
+                    f"'{self.entries[owner].plugin}' and plugin '{entry.plugin}'; uninstall one or restrict "
+                    "loading with VDPM_LOAD_PLUGINS"
+                )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.entries.values())
+
+    def get(self, name: str) -> Entry:
+        if name in self.conflicts:
+            raise PluginError(self.conflicts[name])
+        if name in self.names:
+            return self.entries[self.names[name]]
+        message = f"unknown {self.kind[:-1]} '{name}'"
+        close = difflib.get_close_matches(name, list(self.names), n=3, cutoff=0.5)
+        if close:
+            message += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        else:
+            message += f"; available: {', '.join(sorted(self.entries)) or '(none)'}"
+        if self._broken:
+            message += "\nThese plugins failed to load and may provide it:\n" + "\n".join(
+                f"  {plugin}: {error.strip().splitlines()[-1]}" for plugin, error in self._broken.items()
+            )
+            message += "\n(run `vdpm-harness plugins` for the full tracebacks)"
+        raise PluginError(message)
+
+
+@dataclass
+class LoadedPlugin:
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+
+
+class Host:
+    """A plugin manager with every entry point loaded and the registries filled."""
+
+    def __init__(self, load_entry_points: bool = True):
+        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.broken: dict[str, str] = {}
+        self.plugins: dict[str, LoadedPlugin] = {}
+        if os.environ.get("VDPM_TRACE_PLUGINS"):
+            self.enable_tracing()
+        if load_entry_points:
+            self._load_entry_points()
+        self._registries: dict[str, Registry] | None = None
+
+    # -- loading -------------------------------------------------------------------------------------------------
+
+    def _load_entry_points(self) -> None:
+        wanted = os.environ.get("VDPM_LOAD_PLUGINS")
+        allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        seen = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen or (allowed is not None and ep.name not in allowed):
+                continue
+            seen.add(ep.name)
+            dist = getattr(ep, "dist", None)
+            try:
+                module = ep.load()
+                self.pm.register(module, name=ep.name)
+            except Exception:  # noqa: BLE001 - isolate broken plugins; report them by name
+                self.broken[ep.name] = f"{ep.value} ({dist.name if dist else '?'}): {traceback.format_exc()}"
+                continue
+            self._record(ep.name, module, dist.name if dist else None, dist.version if dist else None)
+
+    def _record(self, name: str, module: Any, dist: str | None, version: str | None) -> None:
+        hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+        self.plugins[name] = LoadedPlugin(name, getattr(module, "__name__", repr(module)), dist, version, hooks)
+
+    def register(self, plugin: Any, name: str) -> None:
+        """Register an in-process plugin (tests, notebooks). Registries are rebuilt on next use."""
+        self.pm.register(plugin, name=name)
+        self._record(name, plugin, None, None)
+        self._registries = None
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.plugins.pop(name, None)
+        self._registries = None
+
+    def enable_tracing(self, write: Callable[[str], Any] | None = None) -> None:
+        write = write or (lambda line: print(line, file=sys.stderr))
+
+        def before(hook_name, hook_impls, kwargs):
+            names = ", ".join(self.pm.get_name(impl.plugin) or "?" for impl in hook_impls)
+            write(f"[vdpm trace] {hook_name}({', '.join(kwargs)}) -> plugins: {names}")
+
+        def after(outcome, hook_name, hook_impls, kwargs):
+            try:
+                result = outcome.get_result()
+            except BaseException as exc:  # noqa: BLE001 - tracing reports, never swallows
+                write(f"[vdpm trace] {hook_name} raised {type(exc).__name__}: {exc}")
+                return
+            write(f"[vdpm trace] {hook_name} returned {result!r}")
+
+        self.pm.add_hookcall_monitoring(before, after)
+
+    # -- registries ------------------------------------------------------------------------------------------------
+
+    def registry(self, kind: str) -> Registry:
+        if kind not in KINDS:
+            raise PluginError(f"unknown plugin kind '{kind}'; expected one of {', '.join(KINDS)}")
+        if self._registries is None:
+            self._registries = self._collect()
+        return self._registries[kind]
+
+    def _collect(self) -> dict[str, Registry]:
+        registries = {kind: Registry(kind, self.broken) for kind in KINDS}
+        for kind in KINDS:
+            hook = getattr(self.pm.hook, f"register_{kind}")
+            for impl in hook.get_hookimpls():
+                plugin_name = self.pm.get_name(impl.plugin) or "?"
+
+                def register(id, factory, *, aliases=(), description="", _plugin=plugin_name, _kind=kind, **caps):
+                    if isinstance(aliases, str):
+                        aliases = (aliases,)
+                    registries[_kind].add(
+                        Entry(id, _kind, factory, tuple(aliases), description, _plugin, dict(caps))
+                    )
+
+                try:
+                    impl.function(register=register)
+                except Exception:  # noqa: BLE001 - a broken hook must not hide the other plugins
+                    self.broken[plugin_name] = f"register_{kind}: {traceback.format_exc()}"
+        return registries
+
+    def get(self, kind: str, name: str) -> Entry:
+        return self.registry(kind).get(name)
+
+    def create(self, kind: str, name: str, options: dict | None = None):
+        return self.get(kind, name).create(options)
+
+
+_host: Host | None = None
+
+
+def get_host() -> Host:
+    """The process-wide host, created on first use."""
+    global _host
+    if _host is None:
+        _host = Host()
+    return _host
+
+
+def reset_host() -> None:
+    """Forget the process-wide host (tests; after installing a plugin in-process)."""
+    global _host
+    _host = None

@@ -1,0 +1,122 @@
+"""Built-in reporter: ``leaderboard.xlsx``, a spreadsheet view regenerated from the JSON records.
+
+A sheet "Overall", then one sheet per benchmark. Rows are models; a metric column of the shared column specs
+(:mod:`vdpm_harness.leaderboard`) becomes four columns: value, CI low, CI high and n. Numbers are stored as numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from vdpm_harness import hookimpl
+from vdpm_harness.interfaces import Reporter
+from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard, write_atomically
+
+#: Excel's limit on sheet names, and the characters it forbids in them.
+MAX_SHEET_NAME = 31
+FORBIDDEN_IN_SHEET_NAME = re.compile(r"[\[\]:*?/\\]")
+
+NUMBER_FORMATS = {"metric": "0.0", "number": "0.0", "rate": "0.0%", "count": "0"}
+MAX_COLUMN_WIDTH = 60
+
+
+@hookimpl
+def register_reporters(register):
+    register(
+        "xlsx",
+        "vdpm_harness_plugins.reporters.xlsx:XlsxReporter",
+        description="leaderboard.xlsx: an overall sheet and one sheet per benchmark, numbers with CIs and counts",
+    )
+
+
+def sheet_name(name: str, taken: set[str]) -> str:
+    """``name`` made a valid Excel sheet name (forbidden characters replaced, at most 31 characters, not starting or
+    ending with an apostrophe) that differs from the names in ``taken`` ignoring case; it is added to ``taken``."""
+    base = FORBIDDEN_IN_SHEET_NAME.sub("_", name).strip("'")[:MAX_SHEET_NAME] or "Sheet"
+    candidate, counter = base, 1
+    while candidate.lower() in taken:
+        counter += 1
+        suffix = f"~{counter}"
+        candidate = base[: MAX_SHEET_NAME - len(suffix)] + suffix
+    taken.add(candidate.lower())
+    return candidate
+
+
+def expand(column: Column) -> list[tuple[str, str, Any]]:
+    """The spreadsheet columns of a spec column: ``(header, number kind, read(model))`` for each."""
+    if column.kind != "metric":
+        return [(column.header, column.kind, column.cell)]
+
+    def part(attribute: str):
+        def read(model: str):
+            metric = column.cell(model)
+            return getattr(metric, attribute) if metric is not None else None
+
+        return read
+
+    return [
+        (column.header, "metric", part("value")),
+        (f"{column.header} CI low", "metric", part("ci_low")),
+        (f"{column.header} CI high", "metric", part("ci_high")),
+        (f"{column.header} n", "count", part("n")),
+    ]
+
+
+def shown(value: Any) -> str:
+    """Roughly the text Excel shows for a cell value (floats with one decimal), for column widths."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def fill_sheet(sheet, models: list[str], columns: list[Column]) -> None:
+    """One row per model under a bold, frozen header row; number formats by column kind; widths fit the text."""
+    spreadsheet_columns = [("Model", "text", lambda model: model)]
+    for column in columns:
+        spreadsheet_columns += expand(column)
+
+    sheet.append([header for header, _, _ in spreadsheet_columns])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "B2"
+
+    for model in models:
+        sheet.append([read(model) for _, _, read in spreadsheet_columns])
+
+    for index, (header, kind, _) in enumerate(spreadsheet_columns, start=1):
+        cells = [row[0] for row in sheet.iter_rows(min_row=2, min_col=index, max_col=index)]
+        for cell in cells:
+            if kind in NUMBER_FORMATS:
+                cell.number_format = NUMBER_FORMATS[kind]
+        width = max([len(header), *(len(shown(c.value)) for c in cells if c.value is not None)]) + 2
+        sheet.column_dimensions[get_column_letter(index)].width = min(width, MAX_COLUMN_WIDTH)
+
+
+def build_workbook(leaderboard: Leaderboard) -> Workbook:
+    """The workbook: sheet "Overall" with every model, then per benchmark a sheet of the models that have it."""
+    workbook = Workbook()
+    workbook.properties.description = (
+        f"Generated from the results.json records (the source of truth) by `{REGENERATE_COMMAND}`; do not edit."
+    )
+    taken: set[str] = set()
+    overall = workbook.active
+    overall.title = sheet_name("Overall", taken)
+    fill_sheet(overall, leaderboard.models(), leaderboard.overall_columns())
+    for benchmark in leaderboard.benchmarks():
+        sheet = workbook.create_sheet(sheet_name(benchmark, taken))
+        fill_sheet(sheet, leaderboard.models(benchmark), leaderboard.benchmark_columns(benchmark))
+    return workbook
+
+
+class XlsxReporter(Reporter):
+    """Writes ``leaderboard.xlsx``: an "Overall" sheet and one sheet per benchmark with per-category columns."""
+
+    def write(self, leaderboard: Leaderboard, out_dir: Path) -> list[Path]:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        workbook = build_workbook(leaderboard)
+        return [write_atomically(out_dir / "leaderboard.xlsx", lambda tmp: workbook.save(tmp))]
