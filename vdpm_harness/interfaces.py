@@ -67,10 +67,17 @@ class Model(Plugin):
     def batch_size(self) -> int:
         return int(getattr(self.options, "batch_size", 1) or 1)
 
+    def output_options(self, options: Strict | None = None) -> dict[str, Any]:
+        """The options that can change outputs: all but runtime options and secrets (rotating an API key must not
+        invalidate stored results)."""
+        from .config import SECRET_KEY
+
+        dumped = (options or self.options).model_dump(mode="json", exclude=set(self.runtime_options))
+        return {k: v for k, v in dumped.items() if not SECRET_KEY.search(k)}
+
     def fingerprint_data(self) -> dict[str, Any]:
         """What identifies this model's outputs: id, revision and output-relevant options."""
-        opts = self.options.model_dump(mode="json", exclude=set(self.runtime_options))
-        return {"id": self.id, "revision": self.revision(), "options": opts}
+        return {"id": self.id, "revision": self.revision(), "options": self.output_options()}
 
     def fingerprint(self) -> str:
         return stable_hash(self.fingerprint_data())

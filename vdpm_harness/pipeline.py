@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -61,8 +62,11 @@ def model_label(model: Model, explicit: str | None = None) -> str:
     """The folder and leaderboard name of a model: its id, plus a hash of its options when they are not defaults."""
     if explicit:
         return explicit
-    options = model.fingerprint_data()["options"]
-    defaults = type(model).Options().model_dump(mode="json", exclude=set(model.runtime_options))
+    options = model.output_options()
+    try:
+        defaults = model.output_options(type(model).Options())
+    except ValidationError:  # the model has required options: there is no default to compare with
+        defaults = None
     return model.id if options == defaults else f"{model.id}-{stable_hash(options, 6)}"
 
 

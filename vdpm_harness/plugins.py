@@ -136,6 +136,7 @@ class Host:
         self.pm.add_hookspecs(hookspecs)
         self.broken: dict[str, str] = {}
         self.plugins: dict[str, LoadedPlugin] = {}
+        self._trace: Callable[[str], Any] | None = None
         if os.environ.get("VDPM_TRACE_PLUGINS"):
             self.enable_tracing()
         if load_entry_points:
@@ -178,6 +179,7 @@ class Host:
 
     def enable_tracing(self, write: Callable[[str], Any] | None = None) -> None:
         write = write or (lambda line: print(line, file=sys.stderr))
+        self._trace = write
 
         def before(hook_name, hook_impls, kwargs):
             names = ", ".join(self.pm.get_name(impl.plugin) or "?" for impl in hook_impls)
@@ -216,10 +218,15 @@ class Host:
                         Entry(id, _kind, factory, tuple(aliases), description, _plugin, dict(caps))
                     )
 
+                # each implementation is called on its own, so one that raises cannot hide the others
+                before = len(registries[kind].entries)
                 try:
                     impl.function(register=register)
-                except Exception:  # noqa: BLE001 - a broken hook must not hide the other plugins
+                except Exception:  # noqa: BLE001 - reported by `vdpm-harness plugins`
                     self.broken[plugin_name] = f"register_{kind}: {traceback.format_exc()}"
+                if self._trace:
+                    added = list(registries[kind].entries)[before:]
+                    self._trace(f"[vdpm trace] register_{kind}(register) -> plugin {plugin_name} registered {added}")
         return registries
 
     def get(self, kind: str, name: str) -> Entry:

@@ -1,0 +1,144 @@
+"""Decoding ahead of the model: a bounded, order-preserving map over worker processes.
+
+The harness decodes the videos of upcoming requests while the model works on the current batch::
+
+    with Prefetcher(decode_job, workers=2, depth=4) as prefetcher:
+        for job, result in prefetcher.map(jobs):   # jobs may be a lazy generator
+            if isinstance(result, Exception):
+                ...  # record the error for this sample and go on
+            else:
+                ...  # result is a DecodedVideo
+
+Workers are started with ``forkserver`` (``spawn`` where it is missing), never ``fork``, so a Prefetcher is safe
+in a process that already runs torch/CUDA threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import reprlib
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterable, Iterator
+
+from .records import FramePolicy
+from .video import DecodedVideo, decode
+
+_END = object()  # marks the end of the input
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker process running an item died (killed, segfault in a decoder, ``os._exit``)."""
+
+
+def decode_job(job: tuple) -> DecodedVideo:
+    """Decode one video in a worker: ``job = (path, policy, backend)``, the policy a FramePolicy or its dict."""
+    path, policy, backend = job
+    if not isinstance(policy, FramePolicy):
+        policy = FramePolicy.model_validate(policy)
+    return decode(path, policy, backend)
+
+
+class Prefetcher:
+    """Runs ``fn`` on items in ``workers`` processes, at most ``depth`` items in flight, results in input order.
+
+    ``fn`` must be a picklable top-level callable. An exception raised by ``fn`` is returned as that item's result
+    and never stops the stream. ``workers=0`` runs ``fn`` inline in the calling process (debugging, the naive
+    baseline). The process pool is created once per Prefetcher and reused by every ``map`` call.
+
+    When a worker process dies, the pool is recreated and the items that were in flight are run again one at a
+    time, so only the item that kills its worker gets a :class:`WorkerCrashed` result (an innocent item may thus
+    run twice, which is harmless for decoding).
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int = 2, depth: int | None = None):
+        if workers < 0:
+            raise ValueError("workers must be >= 0")
+        self.fn = fn
+        self.workers = workers
+        self.depth = max(1, depth if depth is not None else 2 * workers)
+        methods = multiprocessing.get_all_start_methods()
+        self._context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0  # bumped whenever the pool is recreated after a crash
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the worker processes down."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context)
+        return self._pool
+
+    def _restart(self) -> None:
+        self.close()
+        self._generation += 1
+
+    def _submit(self, item) -> Future:
+        try:
+            return self._executor().submit(self.fn, item)
+        except BrokenProcessPool as exc:  # the pool broke before we noticed: let the caller handle it as a crash
+            future: Future = Future()
+            future.set_exception(exc)
+            return future
+
+    def _run_alone(self, item) -> Any:
+        """Run ``item`` with nothing else in flight, so a crash can only be its own."""
+        try:
+            return self._executor().submit(self.fn, item).result()
+        except BrokenProcessPool as exc:
+            self._restart()
+            return WorkerCrashed(f"a worker process died while running {reprlib.repr(item)} ({exc})")
+        except Exception as exc:
+            return exc
+
+    def map(self, items: Iterable) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(item, result or exception)`` for each item, in input order, reading ``items`` lazily."""
+        if self.workers == 0:
+            for item in items:
+                try:
+                    yield item, self.fn(item)
+                except Exception as exc:
+                    yield item, exc
+            return
+        source = iter(items)
+        pending: deque[tuple[Any, Future, int]] = deque()  # (item, future, pool generation) in input order
+
+        def fill() -> None:
+            # No new work while items of a crashed pool wait to be rerun alone.
+            if any(generation != self._generation for _, _, generation in pending):
+                return
+            while len(pending) < self.depth:
+                item = next(source, _END)
+                if item is _END:
+                    return
+                pending.append((item, self._submit(item), self._generation))
+
+        try:
+            fill()
+            while pending:
+                item, future, generation = pending.popleft()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    if generation == self._generation:
+                        self._restart()
+                    result = self._run_alone(item)
+                except Exception as exc:
+                    result = exc
+                yield item, result
+                fill()
+        finally:
+            for _, future, _ in pending:
+                future.cancel()
+
