@@ -143,7 +143,7 @@ def rescore(run_dir, judge, results_dir):
         fail(str(exc))
     for root in sorted(roots):
         for path in write_leaderboard(host, root):
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", soft_wrap=True, highlight=False)
 
 
 @cli.command()

@@ -427,7 +427,7 @@ class Runner:
                     model.load()
                 except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
                     error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
-                    self.console.print(f"[red]{error}[/red]")
+                    self.console.print(f"[red]{error}[/red]", soft_wrap=True, highlight=False)
                     outcomes += [PairOutcome(label, b.id, error=error) for _, b in benches]
                     continue
                 try:
@@ -439,7 +439,7 @@ class Runner:
         if results:
             written = write_leaderboard(self.host, self.out)
             for path in written:
-                self.console.print(f"wrote {path}")
+                self.console.print(f"wrote {path}", soft_wrap=True, highlight=False)
         self.host.pm.hook.run_finished(results=results, out_dir=self.out)
         return outcomes
 
@@ -463,7 +463,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
             outcome.error = redact(f"{label} on {benchmark.id}: {type(exc).__name__}: {exc}", self.secrets)
             log.debug("%s", traceback.format_exc())
-            self.console.print(f"[red]{outcome.error}[/red]")
+            self.console.print(f"[red]{outcome.error}[/red]", soft_wrap=True, highlight=False)
         return outcome
 
 

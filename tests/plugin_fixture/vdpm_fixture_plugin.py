@@ -80,7 +80,7 @@ class FixtureVideos(MCQBenchmark):
             elif self.options.broken and v == 2:
                 path.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")  # corrupt
             elif not path.exists():
-                frames = np.full((6, 32, 32, 3), 40 * v, np.uint8)
+                frames = np.full((6, 32, 32, 3), (40 * v) % 256, np.uint8)
                 write_video(path, frames, fps=3)
             for q, category in enumerate(self.categories):
                 yield Sample(
