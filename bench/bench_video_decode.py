@@ -40,7 +40,7 @@ def synthetic_frames(width: int, height: int, count: int):
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (height // 8 + 1, (width + 3 * count) // 8 + 1, 3), dtype=np.uint8)
     texture = np.repeat(np.repeat(texture, 8, axis=0), 8, axis=1)[:height] // 2 + 64
-    grain = rng.integers(0, 12, (5, height, width, 3), dtype=np.uint8)
+    grain = rng.integers(0, 16, (5, height, width, 3), dtype=np.uint8)
     rows = np.arange(height)
     for i in range(count):
         frame = texture[:, 3 * i : 3 * i + width] + grain[i % len(grain)]

@@ -72,16 +72,18 @@ class FixtureVideos(MCQBenchmark):
         from vdpm_harness.video import write_video
 
         root = Path(self.options.data_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        if not (root / ".built").exists():  # built once; a test may repair files afterwards
+            root.mkdir(parents=True, exist_ok=True)
+            for v in range(self.options.n_videos):
+                if self.options.broken and v == 1:
+                    continue  # missing
+                if self.options.broken and v == 2:
+                    (root / "v2.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")  # corrupt
+                    continue
+                write_video(root / f"v{v}.mp4", np.full((6, 32, 32, 3), (40 * v) % 256, np.uint8), fps=3)
+            (root / ".built").touch()
         for v in range(self.options.n_videos):
             path = root / f"v{v}.mp4"
-            if self.options.broken and v == 1:
-                path.unlink(missing_ok=True)  # missing
-            elif self.options.broken and v == 2:
-                path.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")  # corrupt
-            elif not path.exists():
-                frames = np.full((6, 32, 32, 3), (40 * v) % 256, np.uint8)
-                write_video(path, frames, fps=3)
             for q, category in enumerate(self.categories):
                 yield Sample(
                     sample_id=f"{v}-{q}", video_id=f"v{v}", category=category, question=f"q{q}?",
