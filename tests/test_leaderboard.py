@@ -5,8 +5,9 @@ import pytest
 from openpyxl import load_workbook
 
 from vdpm_harness import hookspecs
-from vdpm_harness.leaderboard import Leaderboard, collect, format_metric, write_atomically
+from vdpm_harness.leaderboard import Leaderboard, collect, format_metric
 from vdpm_harness.records import BenchmarkResult, MetricValue
+from vdpm_harness.store import write_atomic
 from vdpm_harness_plugins.reporters import markdown, xlsx
 from vdpm_harness_plugins.reporters.markdown import MarkdownReporter
 from vdpm_harness_plugins.reporters.xlsx import XlsxReporter, sheet_name
@@ -232,7 +233,7 @@ def test_reporters_register_through_the_hook():
     assert all(description for _, description in registered.values())
 
 
-def test_write_atomically_leaves_the_target_untouched_on_failure(tmp_path):
+def test_write_atomic_leaves_the_target_untouched_on_failure(tmp_path):
     target = tmp_path / "leaderboard.md"
     target.write_text("old")
 
@@ -241,6 +242,6 @@ def test_write_atomically_leaves_the_target_untouched_on_failure(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        write_atomically(target, failing_write)
+        write_atomic(target, failing_write)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.md"]

@@ -126,7 +126,8 @@ def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_
               help="Results folder whose leaderboard to regenerate (default: two levels above each pair).")  # fmt: skip
 def rescore(run_dir, judge, results_dir):
     """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
-    from .pipeline import pair_folders, rescore as rescore_pair, write_leaderboard
+    from .pipeline import pair_folders, write_leaderboard
+    from .pipeline import rescore as rescore_pair
 
     host = get_host()
     folders = pair_folders(Path(run_dir))

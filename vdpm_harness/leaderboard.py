@@ -7,8 +7,6 @@ them. Both reporters lay their tables out from the same column specs (:meth:`Lea
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,17 +179,3 @@ def format_metric(metric: MetricValue, with_n: bool = False) -> str:
     if with_n:
         text += f" (n={metric.n})"
     return text
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path`` in one step.
-
-    Readers never see a half-written file; on failure the temporary file is removed and ``path`` is untouched.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

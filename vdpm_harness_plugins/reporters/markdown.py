@@ -7,7 +7,8 @@ from typing import Any
 
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import Reporter
-from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard, format_metric, write_atomically
+from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard, format_metric
+from vdpm_harness.store import write_atomic
 
 EMPTY_CELL = "–"
 
@@ -85,5 +86,5 @@ class MarkdownReporter(Reporter):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         text = render(leaderboard)
-        path = write_atomically(out_dir / "leaderboard.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        path = write_atomic(out_dir / "leaderboard.md", text)
         return [path]

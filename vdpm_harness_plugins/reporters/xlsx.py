@@ -16,7 +16,8 @@ from openpyxl.utils import get_column_letter
 
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import Reporter
-from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard, write_atomically
+from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard
+from vdpm_harness.store import write_atomic
 
 #: Excel's limit on sheet names, and the characters it forbids in them.
 MAX_SHEET_NAME = 31
@@ -119,4 +120,4 @@ class XlsxReporter(Reporter):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         workbook = build_workbook(leaderboard)
-        return [write_atomically(out_dir / "leaderboard.xlsx", lambda tmp: workbook.save(tmp))]
+        return [write_atomic(out_dir / "leaderboard.xlsx", workbook.save)]
