@@ -12,7 +12,6 @@ The leaderboard (``<out>/leaderboard.*``) is a view regenerated from every ``res
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -28,9 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import RunConfig, mask_secrets, redact, secret_values
 from .interfaces import Benchmark, Judge, Model, PreparedRequest
 from .plugins import Host, PluginError
-from .records import BenchmarkResult, FramePolicy, Prediction, Request, Response, Sample, Score, stable_hash
+from .records import (
+    BenchmarkResult, FramePolicy, Prediction, Request, Response, RunRecord, Sample, Score, stable_hash,
+)  # fmt: skip
 from .repro import environment_record, now
-from .store import PredictionStore, result_key, write_json, write_jsonl
+from .store import PredictionStore, result_key, write_atomic, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ def _score_one(benchmark: Benchmark, sample: Sample, prediction: Prediction, ext
     )  # fmt: skip
 
 
-def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: dict[str, Any]) -> BenchmarkResult:
+def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: RunRecord) -> BenchmarkResult:
     from .stats import unparsed_rate
 
     metrics, categories = benchmark.aggregate(scores)
@@ -326,13 +327,13 @@ def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: dict[s
 
 def finish_pair(
     host: Host, benchmark: Benchmark, label: str, folder: Path, samples: list[Sample],
-    predictions: dict[str, Prediction], run: dict[str, Any], judge: Judge | None,
+    predictions: dict[str, Prediction], run: RunRecord, judge: Judge | None,
 ) -> BenchmarkResult:  # fmt: skip
     """Score, aggregate and write ``scores.jsonl`` and ``results.json``; tell subscribers."""
     scores = score_predictions(benchmark, samples, predictions, judge)
     write_jsonl(folder / "scores.jsonl", scores)
-    result = summarize(benchmark, label, scores, {**run, "finished": now()})
-    write_json(folder / "results.json", result.model_dump(mode="json"))
+    result = summarize(benchmark, label, scores, run.model_copy(update={"finished": run.finished or now()}))
+    write_atomic(folder / "results.json", result.model_dump_json(indent=2))
     host.pm.hook.benchmark_finished(result=result, run_dir=folder)
     return result
 
@@ -387,8 +388,8 @@ class Runner:
             self._samples[benchmark.id] = samples
         return self._samples[benchmark.id]
 
-    def run_record(self, model_spec, model: Model, label: str, bench_spec, benchmark: Benchmark, judge) -> dict:
-        return mask_secrets(
+    def run_record(self, model_spec, model: Model, label: str, bench_spec, benchmark: Benchmark, judge) -> RunRecord:
+        record = mask_secrets(
             {
                 "started": now(),
                 "seed": self.config.seed,
@@ -410,6 +411,7 @@ class Runner:
                 "environment": environment_record(self.secrets),
             }
         )  # fmt: skip
+        return RunRecord.model_validate(record)
 
     def _decoder(self) -> dict[str, Any]:
         from .video import backend_version, default_backend
@@ -449,7 +451,7 @@ class Runner:
         try:
             run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
             folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / "run.json", run)
+            write_atomic(folder / "run.json", run.model_dump_json(indent=2))
             samples = self.samples(benchmark)
             items = plan(benchmark, model, samples, bench_spec.frames)
             store = PredictionStore(folder)
@@ -479,8 +481,8 @@ def pair_folders(path: Path) -> list[Path]:
 
 def rescore(host: Host, folder: Path, judge_name: str | None = None) -> BenchmarkResult:
     """Re-extract and re-score a finished pair from its stored predictions, without running the model."""
-    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    bench_info = run["benchmark"]
+    run = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
+    bench_info = run.benchmark
     benchmark = host.create("benchmarks", bench_info["name"], bench_info["options"])
     if benchmark.version != bench_info["version"]:
         log.warning(
@@ -488,7 +490,7 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
             folder, benchmark.id, bench_info["version"], benchmark.version,
         )  # fmt: skip
     judge = host.create("judges", judge_name) if judge_name else None
-    fingerprint = run["model"]["fingerprint"]
+    fingerprint = run.model["fingerprint"]
     predictions: dict[str, Prediction] = {}
     for record in PredictionStore(folder).load().values():
         if record.model_fingerprint != fingerprint or record.benchmark != benchmark.id:
@@ -497,5 +499,6 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
         if kept is None or (record.status == "ok") >= (kept.status == "ok"):
             predictions[record.sample_id] = record
     samples = [s for s in benchmark.samples() if s.sample_id in predictions]
-    run = {**run, "judge": {"id": judge.id, "version": judge.version} if judge else None, "rescored": now()}
-    return finish_pair(host, benchmark, run["model"]["label"], folder, samples, predictions, run, judge)
+    judge_info = {"id": judge.id, "version": judge.version} if judge else None
+    run = run.model_copy(update={"judge": judge_info, "rescored": now()})
+    return finish_pair(host, benchmark, run.model["label"], folder, samples, predictions, run, judge)

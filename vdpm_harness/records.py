@@ -247,6 +247,27 @@ class MetricValue(Strict):
     n_clusters: int | None = None
 
 
+class RunRecord(Record):
+    """What reproduces one (model, benchmark) pair; written to ``run.json`` and copied into ``results.json``.
+
+    ``model`` holds the id, label, options (secrets masked), fingerprint, revision and load details; ``benchmark``
+    its id, version, options, frame-policy override and dataset revision; ``environment`` package versions, git
+    revision, platform and the command line (secrets redacted); ``config`` the resolved run configuration.
+    """
+
+    started: str
+    finished: str | None = None
+    rescored: str | None = None
+    seed: int
+    limit: int | None = None
+    model: dict[str, Any]
+    benchmark: dict[str, Any]
+    judge: dict[str, Any] | None = None
+    decoder: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+
+
 class BenchmarkResult(Record):
     """What one (model, benchmark) pair scored. ``primary`` names the headline metric in ``metrics``."""
 
@@ -261,4 +282,4 @@ class BenchmarkResult(Record):
     n_errors: int
     unparsed_rate: float | None = None
     scoring: str
-    run: dict[str, Any] = Field(default_factory=dict)
+    run: RunRecord | None = None

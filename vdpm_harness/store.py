@@ -11,14 +11,13 @@ the next append cuts it off first, so nothing is lost or duplicated.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .records import GenerationSettings, Prediction, stable_hash
 
@@ -133,10 +132,6 @@ def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], None]) -
     return path
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:
-    lines = (r.model_dump_json() if hasattr(r, "model_dump_json") else json.dumps(r, default=str) for r in records)
-    write_atomic(path, "".join(line + "\n" for line in lines))
+def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> None:
+    """Write records as JSON lines, atomically (for derived files such as ``scores.jsonl``)."""
+    write_atomic(path, "".join(r.model_dump_json() + "\n" for r in records))
