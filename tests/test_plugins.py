@@ -136,11 +136,14 @@ def test_hook_register_generators(tmp_path):
 
 
 def test_hook_register_judges(host):
-    from vdpm_harness.records import Sample
+    from vdpm_harness.records import GenerationSettings, Prediction, Sample
 
     judge = host.create("judges", "last-letter")
     sample = Sample(sample_id="1", video_id="v", options=["A. x", "B. y"], answer="B")
-    [extraction] = judge.judge(None, [(sample, "A or rather B")])
+    prediction = Prediction(key="k", sample_id="1", video_id="v", benchmark="b", benchmark_version="1", model="m",
+                            model_fingerprint="f", prompt_hash="p", generation=GenerationSettings(), status="ok",
+                            response="A or rather B", created="t")  # fmt: skip
+    [extraction] = judge.judge(None, [(sample, prediction)])
     assert extraction.answer == "B" and extraction.method == "judge:last-letter@7"
 
 

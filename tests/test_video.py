@@ -27,8 +27,8 @@ from vdpm_harness.video import (
 BITS = 8  # frames carry their index as 8 black/white vertical stripes in the top half
 W, H = 128, 64  # decord2 3.4 mis-sizes some small widths (96 gives 4 channels); real sizes are fine
 
-backends = pytest.mark.parametrize("backend", ["pyav", pytest.param("decord", marks=pytest.mark.skipif(
-    "decord" not in video.available_backends(), reason="decord2 not installed"))])
+needs_decord = pytest.mark.skipif("decord" not in video.available_backends(), reason="decord2 is not installed")
+backends = pytest.mark.parametrize("backend", ["pyav", pytest.param("decord", marks=needs_decord)])
 
 
 def coded_frame(i: int, width: int = W, height: int = H) -> np.ndarray:
@@ -182,15 +182,22 @@ def test_resize_to_target_size(coded, backend):
 
 
 @backends
-def test_blind_decode_has_no_frames(coded, backend):
-    decoded = decode(coded, FramePolicy(nframes=0, max_pixels=3000, size_multiple=14), backend)
-    assert decoded.frames.shape == (0, *target_size(W, H, FramePolicy(nframes=0, max_pixels=3000, size_multiple=14))[::-1], 3)
+def test_blind_decode_has_no_frames(coded, backend, monkeypatch):
+    def no_pixels(self, indices):
+        raise AssertionError("a blind policy must not decode pixels")
+
+    monkeypatch.setattr(video._READERS[backend], "read", no_pixels)
+    policy = FramePolicy(nframes=0, max_pixels=3000, size_multiple=14)
+    decoded = decode(coded, policy, backend)
+    w, h = target_size(W, H, policy)
+    assert decoded.frames.shape == (0, h, w, 3)
     assert decoded.indices == [] and decoded.timestamps == []
 
 
+@needs_decord
 def test_pyav_equals_decord_pixels(coded):
-    pytest.importorskip("decord")
-    for policy in (FramePolicy(nframes=40), FramePolicy(nframes=7), FramePolicy(nframes=5, max_pixels=2000, size_multiple=2)):
+    resized = FramePolicy(nframes=5, max_pixels=2000, size_multiple=2)
+    for policy in (FramePolicy(nframes=40), FramePolicy(nframes=7), resized):
         a, b = decode(coded, policy, "pyav"), decode(coded, policy, "decord")
         assert a.indices == b.indices
         assert np.array_equal(a.frames, b.frames)

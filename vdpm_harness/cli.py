@@ -159,6 +159,70 @@ def leaderboard(results_dir):
         click.echo(f"wrote {path}")
 
 
+# --- data and imports ----------------------------------------------------------------------------------------------
+
+
+def _benchmark(name: str, bench_args: tuple[str, ...], data_dir: str | None = None):
+    from .config import parse_assignments
+
+    options = {key: value for _, key, value in parse_assignments(bench_args, "--bench-arg")}
+    if data_dir:
+        options["data_dir"] = data_dir
+    return get_host().create("benchmarks", name, options)
+
+
+@cli.group()
+def data():
+    """Download and check benchmark data (runs themselves never touch the network)."""
+
+
+@data.command()
+@click.argument("bench")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Folder to download into.")
+@click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
+def pull(bench, to, bench_arg):
+    """Download BENCH's data into a folder; then pass it as --bench-arg data_dir=FOLDER."""
+    benchmark = _benchmark(bench, bench_arg, data_dir=to)
+    benchmark.pull(Path(to))
+    problems = benchmark.verify()
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]", soft_wrap=True, highlight=False)
+    click.echo(f"{benchmark.id}: data in {to}" + (f" with {len(problems)} problems" if problems else ", verified"))
+    sys.exit(1 if problems else 0)
+
+
+@data.command()
+@click.argument("bench")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The benchmark's data folder.")
+@click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
+def verify(bench, data_dir, bench_arg):
+    """Check BENCH's local data: checksums, missing files (each named)."""
+    benchmark = _benchmark(bench, bench_arg, data_dir)
+    problems = benchmark.verify()
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{benchmark.id}: {len(problems)} problems" if problems else f"{benchmark.id}: data verified")
+    sys.exit(1 if problems else 0)
+
+
+@cli.command(name="import")
+@click.argument("bench")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--judge", help="Judge plugin for scoring the imported responses (default: the benchmark's rules).")
+@click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
+def import_(bench, path, out, judge, bench_arg):
+    """Import another harness's or a paper's output files for BENCH as runs, score them, update the leaderboard."""
+    from .pipeline import import_runs, write_leaderboard
+
+    results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge)
+    for result in results:
+        metric = result.metrics[result.primary]
+        click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})")
+    for written in write_leaderboard(get_host(), Path(out)):
+        console.print(f"wrote {written}", soft_wrap=True, highlight=False)
+
+
 # --- data generation -------------------------------------------------------------------------------------------------
 
 

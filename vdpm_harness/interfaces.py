@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 
-from .records import Extraction, Request, Response, Sample, Score, Strict, stable_hash
+from .records import Extraction, Prediction, Request, Response, Sample, Score, Strict, stable_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     from .leaderboard import Leaderboard
@@ -35,6 +35,31 @@ class Plugin:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
+
+
+@dataclass
+class JudgePrompt:
+    """A judge request: chat messages (OpenAI format) and, optionally, a JSON schema for structured output."""
+
+    messages: list[dict[str, Any]]
+    response_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class ImportedResponse:
+    sample_id: str
+    response: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImportedRun:
+    """Responses of one model read from an external file: ``label`` names the model on the leaderboard."""
+
+    label: str
+    source: str
+    responses: list[ImportedResponse]
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 # --- models -------------------------------------------------------------------------------------------------------
@@ -132,6 +157,30 @@ class Benchmark(Plugin):
         """Read the answer out of a raw response with rules. Unparsed answers have ``parsed=False``."""
         raise NotImplementedError
 
+    def judge_prompt(self, sample: Sample, response: str) -> JudgePrompt:
+        """The messages an LLM judge gets for one response (the benchmark's official judge prompt)."""
+        raise NotImplementedError(f"benchmark '{self.id}' defines no judge prompt")
+
+    def parse_judgement(self, sample: Sample, reply: str) -> Extraction:
+        """Turn a judge's raw reply into an :class:`Extraction` (``parsed=False`` for a malformed reply)."""
+        raise NotImplementedError(f"benchmark '{self.id}' defines no judge prompt")
+
+    # data management: ``vdpm-harness data pull|verify BENCH``
+
+    def pull(self, to: Path) -> None:
+        """Download the benchmark's data into ``to`` (the only place a benchmark touches the network)."""
+        raise NotImplementedError(f"benchmark '{self.id}' has no download")
+
+    def verify(self) -> list[str]:
+        """Problems with the local data (missing files, checksum mismatches), each naming the file; [] if none."""
+        return []
+
+    # ``vdpm-harness import BENCH PATH``
+
+    def import_predictions(self, path: Path) -> Iterable[ImportedRun]:
+        """Read someone else's output files (e.g. a paper's released responses) as runs of the harness."""
+        raise NotImplementedError(f"benchmark '{self.id}' cannot import predictions")
+
     def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
         """Per-sample ``(correct, metrics)``."""
         raise NotImplementedError
@@ -160,8 +209,12 @@ class Judge(Plugin):
         """Scoring path written into every scored record, e.g. ``judge:gpt-4o-mini@1``."""
         return f"judge:{self.id}@{self.version}"
 
-    def judge(self, benchmark: Benchmark, items: list[tuple[Sample, str]]) -> list[Extraction]:
-        """Return one :class:`Extraction` per ``(sample, response)``, with ``method = self.tag``."""
+    def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
+        """Return one :class:`Extraction` per ``(sample, prediction)``, with ``method = self.tag``.
+
+        An LLM judge asks ``benchmark.judge_prompt(sample, prediction.response)`` and reads the reply with
+        ``benchmark.parse_judgement``; ``prediction.meta`` holds what came with imported responses.
+        """
         raise NotImplementedError
 
 

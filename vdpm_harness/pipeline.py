@@ -28,7 +28,8 @@ from .config import RunConfig, mask_secrets, redact, secret_values
 from .interfaces import Benchmark, Judge, Model, PreparedRequest
 from .plugins import Host, PluginError
 from .records import (
-    BenchmarkResult, FramePolicy, Prediction, Request, Response, RunRecord, Sample, Score, stable_hash,
+    BenchmarkResult, FramePolicy, GenerationSettings, Prediction, Request, Response, RunRecord, Sample, Score,
+    stable_hash,
 )  # fmt: skip
 from .repro import environment_record, now
 from .store import PredictionStore, result_key, write_atomic, write_jsonl
@@ -289,7 +290,7 @@ def score_predictions(
         else:
             scores[sample.sample_id] = _score_one(benchmark, sample, prediction, benchmark.extract(sample, prediction.response))
     if to_judge:
-        extractions = judge.judge(benchmark, [(s, p.response) for s, p in to_judge])
+        extractions = judge.judge(benchmark, to_judge)
         for (sample, prediction), extraction in zip(to_judge, extractions, strict=True):
             scores[sample.sample_id] = _score_one(benchmark, sample, prediction, extraction)
     return [scores[s.sample_id] for s in samples]
@@ -502,3 +503,59 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
     judge_info = {"id": judge.id, "version": judge.version} if judge else None
     run = run.model_copy(update={"judge": judge_info, "rescored": now()})
     return finish_pair(host, benchmark, run.model["label"], folder, samples, predictions, run, judge)
+
+
+# --- import -----------------------------------------------------------------------------------------------------------
+
+
+def import_runs(
+    host: Host, benchmark: Benchmark, path: Path, out: Path, judge_name: str | None = None
+) -> list[BenchmarkResult]:
+    """Turn external output files into harness runs (one pair folder per imported model), then score them.
+
+    Importing the same file twice adds nothing: each response is keyed by the file's label and the sample id.
+    Only the samples present in the file are scored.
+    """
+    judge = host.create("judges", judge_name) if judge_name else None
+    known = {s.sample_id: s for s in benchmark.samples()}
+    results = []
+    for imported in benchmark.import_predictions(path):
+        unknown = [r.sample_id for r in imported.responses if r.sample_id not in known]
+        if unknown:
+            raise ValueError(f"{imported.source}: {len(unknown)} sample ids are not in {benchmark.id}, e.g. {unknown[:3]}")
+        folder = out / imported.label / benchmark.id
+        fingerprint = stable_hash({"imported": imported.label})
+        run = RunRecord(
+            started=now(), seed=0,
+            model={"name": "imported", "id": "imported", "label": imported.label, "options": {},
+                   "fingerprint": fingerprint, "revision": None,
+                   "details": {"source": imported.source, **imported.details}},
+            benchmark={"name": benchmark.id, "id": benchmark.id, "version": benchmark.version,
+                       "options": benchmark.options.model_dump(mode="json"), "frames_override": None,
+                       "dataset_revision": benchmark.dataset_revision()},
+            judge={"id": judge.id, "version": judge.version} if judge else None,
+            environment=environment_record(set()),
+        )  # fmt: skip
+        write_atomic(folder / "run.json", run.model_dump_json(indent=2))
+        store = PredictionStore(folder)
+        stored = store.load()
+        new = []
+        for response in imported.responses:
+            sample = known[response.sample_id]
+            generation = GenerationSettings()
+            key = result_key(fingerprint, benchmark.id, benchmark.version, sample.sample_id, "imported", None, generation)
+            if key in stored:
+                continue
+            ok = response.response is not None
+            new.append(Prediction(
+                key=key, sample_id=sample.sample_id, video_id=sample.video_id, category=sample.category,
+                benchmark=benchmark.id, benchmark_version=benchmark.version, model=imported.label,
+                model_fingerprint=fingerprint, prompt_hash="imported", generation=generation,
+                status="ok" if ok else "error", response=response.response,
+                error=None if ok else "no response in the imported file", created=now(), meta=response.meta,
+            ))  # fmt: skip
+        store.append(new)
+        predictions = {p.sample_id: p for p in store.load().values()}
+        samples = [known[r.sample_id] for r in imported.responses]
+        results.append(finish_pair(host, benchmark, imported.label, folder, samples, predictions, run, judge))
+    return results

@@ -191,7 +191,10 @@ class Response(Record):
 
 
 class Prediction(Record):
-    """One line of the append-only store: a response with everything needed to score and reproduce it."""
+    """One line of the append-only store: a response with everything needed to score and reproduce it.
+
+    ``meta`` carries what came with an imported response (e.g. the official judge's verdict of a published run).
+    """
 
     key: str
     sample_id: str
@@ -210,6 +213,7 @@ class Prediction(Record):
     usage: dict[str, Any] = Field(default_factory=dict)
     seconds: float | None = None
     created: str
+    meta: dict[str, Any] = Field(default_factory=dict)
 
 
 class Extraction(Strict):

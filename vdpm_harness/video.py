@@ -227,6 +227,7 @@ class _PyAVReader:
         self.seek = seek
         self.container = av.open(path)
         if not self.container.streams.video:
+            self.container.close()
             raise VideoError(path, "no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
@@ -245,7 +246,7 @@ class _PyAVReader:
         if stream.duration is not None:
             duration = float(stream.duration * stream.time_base)
         elif self.container.duration is not None:
-            duration = self.container.duration / 1_000_000
+            duration = self.container.duration / 1_000_000  # AV_TIME_BASE: microseconds
         else:
             duration = stream.frames / fps
         num_frames = stream.frames or round(duration * fps)
@@ -374,9 +375,10 @@ def decode(path, policy: FramePolicy, backend: str | None = None) -> DecodedVide
         slots = defaultdict(list)  # source index -> positions in the output (several when indices repeat)
         for position, index in enumerate(indices):
             slots[index].append(position)
-        wanted = sorted(slots)
-        for index, rgb in zip(wanted, reader.read(wanted), strict=True):
-            frames[slots[index]] = _resize(rgb, size)
+        if slots:
+            wanted = sorted(slots)
+            for index, rgb in zip(wanted, reader.read(wanted), strict=True):
+                frames[slots[index]] = _resize(rgb, size)
         name = reader.name
     return DecodedVideo(
         frames=frames,

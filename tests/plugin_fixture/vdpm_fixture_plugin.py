@@ -101,8 +101,8 @@ class LastLetterJudge(Judge):
 
     def judge(self, benchmark, items):
         out = []
-        for sample, response in items:
-            letters = [c for c in response if c in "ABCD"]
+        for sample, prediction in items:
+            letters = [c for c in prediction.response if c in "ABCD"]
             out.append(Extraction(answer=letters[-1] if letters else None, parsed=bool(letters), method=self.tag))
         return out
 

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -156,25 +157,32 @@ class MotionBasics(MCQBenchmark):
             return Path(self.options.data_dir)
         return cache_root() / f"motion-basics-v{self.version}-n{self.options.n_videos}-s{self.options.seed}"
 
-    def _manifest(self) -> dict:
-        """Build the data on first use; verify every checksum on every use."""
+    def verify(self) -> list[str]:
         manifest_path = self.folder / "manifest.json"
         if not manifest_path.is_file():
+            return [f"{manifest_path}: missing (the data is built on first use)"]
+        files = json.loads(manifest_path.read_text())["files"]
+        return [
+            f"{self.folder / name}: missing or checksum mismatch; delete {self.folder} to rebuild the motion-basics data"
+            for name, digest in files.items()
+            if not (self.folder / name).is_file() or _sha256(self.folder / name) != digest
+        ]
+
+    @cached_property
+    def manifest(self) -> dict:
+        """Build the data on first use; verify every checksum once per benchmark object."""
+        if not (self.folder / "manifest.json").is_file():
             build_dataset(self.folder, self.options.n_videos, self.options.seed)
-        manifest = json.loads(manifest_path.read_text())
-        for name, digest in manifest["files"].items():
-            path = self.folder / name
-            if not path.is_file() or _sha256(path) != digest:
-                raise RuntimeError(
-                    f"{path}: missing or checksum mismatch; delete {self.folder} to rebuild the motion-basics data"
-                )
-        return manifest
+        problems = self.verify()
+        if problems:
+            raise RuntimeError("\n".join(problems))
+        return json.loads((self.folder / "manifest.json").read_text())
 
     def dataset_revision(self) -> str:
-        return hashlib.sha256(json.dumps(self._manifest()["files"], sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
 
     def samples(self):
-        self._manifest()
+        assert self.manifest  # built and verified
         for row in json.loads((self.folder / "samples.json").read_text()):
             yield Sample(
                 sample_id=row["sample_id"], video_id=row["video_id"], category=row["category"],
