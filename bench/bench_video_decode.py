@@ -5,11 +5,13 @@ compensation and B-frames are exercised), then measures decoding 32 uniformly sa
 Qwen2.5-VL budget (``max_pixels = 768*28*28``, sides multiple of 28):
 
 * in-process time per video (median of ``--repeats``, the file opened each time) for each backend variant;
-* throughput of ``Prefetcher(decode_job)`` with 0, 1 and 2 workers over ``--videos`` files (pool start-up included).
+* throughput of ``Prefetcher(decode_job)`` with 0, 1 and 2 workers over ``--videos`` copies of the first video
+  (pool start-up included).
 
 It prints the machine and a markdown table. Usage::
 
     .venv/bin/python bench/bench_video_decode.py                      # 1280x720, 30 fps, 20 s and 60 s
+    .venv/bin/python bench/bench_video_decode.py --durations 60 --gop 60 --videos 0   # short GOPs, no Prefetcher
     .venv/bin/python bench/bench_video_decode.py --size 640x360 --durations 10
 """
 
@@ -90,22 +92,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}; " + ", ".join(versions)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the test videos (even)")
-    parser.add_argument("--fps", type=float, default=30)
-    parser.add_argument("--durations", type=float, nargs="+", default=[20, 60], help="seconds, one video each")
-    parser.add_argument("--gop", type=int, default=None, help="keyframe interval (default: libx264's 250)")
-    parser.add_argument("--preset", default="veryfast", help="x264 preset of the test videos")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--videos", type=int, default=12, help="files for the Prefetcher throughput")
-    parser.add_argument("--keep", type=Path, default=None, help="write the videos here and keep them")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_video_"))
-    folder.mkdir(parents=True, exist_ok=True)
-
-    print(f"Machine: {machine()}")
+def build_videos(folder: Path, args, width: int, height: int) -> list[Path]:
     paths = []
     for seconds in args.durations:
         path = folder / f"test_{width}x{height}_{seconds:g}s.mp4"
@@ -115,43 +102,75 @@ def main() -> None:
         mbps = path.stat().st_size * 8 / seconds / 1e6
         print(f"Built {path.name}: {count} frames, {mbps:.1f} Mbit/s, {time.perf_counter() - start:.1f} s to encode")
         paths.append(path)
+    return paths
+
+
+def time_backends(paths: list[Path], repeats: int) -> None:
+    """One table row per variant: median seconds per video; checks that all variants give the same pixels."""
     info = video.probe(paths[0], "pyav")
     size = video.target_size(info.width, info.height, POLICY)
     print(f"Task: {POLICY.nframes} uniformly sampled frames -> {size[0]}x{size[1]} (Pillow bicubic), "
-          f"median of {args.repeats} runs, file opened each time; default backend: {video.default_backend()}")
-
+          f"median of {repeats} runs, file opened each time; default backend: {video.default_backend()}")
     variants = ["pyav (sequential)", "pyav (keyframe seek)"]
     if "decord" in video.available_backends():
         variants.append("decord")
     reference = decode_with(variants[0], paths[0]).frames
-    header = " | ".join(f"{seconds:g} s video" for seconds in args.durations)
+    header = " | ".join(path.stem.split("_")[-1] + " video" for path in paths)
     print(f"\n| backend | {header} |\n|---|" + "---|" * len(paths))
     for variant in variants:
         assert np.array_equal(decode_with(variant, paths[0]).frames, reference), f"{variant} differs"
-        cells = [f"{median_seconds(lambda: decode_with(variant, p), args.repeats):.2f} s" for p in paths]
+        cells = [f"{median_seconds(lambda: decode_with(variant, p), repeats):.2f} s" for p in paths]
         print(f"| {variant} | " + " | ".join(cells) + " |")
-    native = np.stack(list(synthetic_frames(width, height, POLICY.nframes)))
-    resize = median_seconds(lambda: [video._resize(f, size) for f in native], args.repeats)
+    native = np.stack(list(synthetic_frames(info.width, info.height, POLICY.nframes)))
+    resize = median_seconds(lambda: [video._resize(f, size) for f in native], repeats)
     print(f"\nAll variants return identical pixels {reference.shape}; "
           f"the resize alone takes {resize:.2f} s of each figure.")
 
-    copies = []
-    for i in range(args.videos):
-        copies.append(folder / f"copy_{i:02d}.mp4")
-        shutil.copyfile(paths[0], copies[-1])
-    jobs = [(str(p), POLICY, None) for p in copies]
-    print(f"\nPrefetcher over {len(jobs)} copies of the {args.durations[0]:g} s video "
-          f"(default backend, depth 2 x workers, pool start-up included):\n")
+
+def time_prefetcher(path: Path, folder: Path, count: int, repeats: int) -> None:
+    """Throughput of Prefetcher(decode_job) with 0, 1, 2 workers over ``count`` copies of ``path``."""
+    jobs = []
+    for i in range(count):
+        copy = folder / f"copy_{i:02d}.mp4"
+        shutil.copyfile(path, copy)
+        jobs.append((str(copy), POLICY, None))
+    print(f"\nPrefetcher over {count} copies of {path.name} "
+          f"(default backend, depth 2 x workers, pool start-up included, median of {repeats} runs):\n")
     print("| workers | total | videos/s |\n|---|---|---|")
-    for workers in (0, 1, 2):
-        start = time.perf_counter()
+    def run(workers: int) -> None:
         with Prefetcher(decode_job, workers=workers) as prefetcher:
             for _, result in prefetcher.map(jobs):
                 assert not isinstance(result, Exception), result
-        total = time.perf_counter() - start
-        print(f"| {workers} | {total:.1f} s | {len(jobs) / total:.2f} |")
-    if args.keep is None:
-        shutil.rmtree(folder)
+
+    for workers in (0, 1, 2):
+        total = median_seconds(lambda: run(workers), repeats)
+        print(f"| {workers} | {total:.1f} s | {count / total:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the test videos (even)")
+    parser.add_argument("--fps", type=float, default=30)
+    parser.add_argument("--durations", type=float, nargs="+", default=[20, 60], help="seconds, one video each")
+    parser.add_argument("--gop", type=int, default=None, help="keyframe interval (default: libx264's 250)")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of the test videos")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per decoding figure")
+    parser.add_argument("--prefetch-repeats", type=int, default=3, help="runs per Prefetcher figure")
+    parser.add_argument("--videos", type=int, default=12, help="copies of the first video for the Prefetcher (0: skip)")
+    parser.add_argument("--keep", type=Path, default=None, help="write the videos here and keep them")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_video_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"Machine: {machine()}")
+    try:
+        paths = build_videos(folder, args, width, height)
+        time_backends(paths, args.repeats)
+        if args.videos:
+            time_prefetcher(paths[0], folder, args.videos, args.prefetch_repeats)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

@@ -293,7 +293,11 @@ class _PyAVReader:
 
 
 class _DecordReader:
-    """Reads frames with decord2's ``VideoReader`` (all CPU threads), ``get_batch`` in chunks."""
+    """Reads frames with decord2's ``VideoReader`` (its automatic thread count), ``get_batch`` in chunks.
+
+    decord2 3.4 fails on some small frame widths (16, 32, 48, 96, 144 pixels: it takes the padded line size for 4
+    channels); such files raise :class:`VideoError`, and PyAV reads them.
+    """
 
     name = "decord"
 
