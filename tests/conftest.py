@@ -46,8 +46,12 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str, env: dict | None = None, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
     """Run ``python -m vdpm_harness ARGS`` as a user would, capturing output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "vdpm_harness", *args], env=env or cli_env(), capture_output=True, text=True,
-        timeout=300, cwd=cwd,
+        [sys.executable, "-m", "vdpm_harness", *args],
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"vdpm-harness {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

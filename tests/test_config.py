@@ -12,7 +12,10 @@ def write(tmp_path, name, text):
 
 
 def test_toml_and_yaml_give_the_same_config(tmp_path):
-    toml = write(tmp_path, "run.toml", """
+    toml = write(
+        tmp_path,
+        "run.toml",
+        """
 out = "res"
 seed = 3
 limit = 5
@@ -22,8 +25,12 @@ options = { batch_size = 4 }
 [[benches]]
 name = "motion-basics"
 frames = { nframes = 8 }
-""")
-    yaml = write(tmp_path, "run.yaml", """
+""",
+    )
+    yaml = write(
+        tmp_path,
+        "run.yaml",
+        """
 out: res
 seed: 3
 limit: 5
@@ -33,7 +40,8 @@ models:
 benches:
   - name: motion-basics
     frames: {nframes: 8}
-""")
+""",
+    )
     a, b = build_config(toml), build_config(yaml)
     assert a == b
     assert a.models[0].options == {"batch_size": 4} and a.benches[0].frames.nframes == 8 and a.limit == 5
@@ -61,7 +69,9 @@ def test_unknown_plugin_option_is_rejected_by_the_plugin(host):
 
 
 def test_command_line_overrides_the_file(tmp_path):
-    path = write(tmp_path, "run.toml", "seed = 1\n[[models]]\nname = 'echo'\noptions = {delay = 0.5}\n[[benches]]\nname = 'x'\n")
+    path = write(
+        tmp_path, "run.toml", "seed = 1\n[[models]]\nname = 'echo'\noptions = {delay = 0.5}\n[[benches]]\nname = 'x'\n"
+    )
     config = build_config(path, models="echo,random", benches=None, model_args=("echo:delay=0", "batch_size=8"), seed=9)
     assert config.seed == 9
     assert [m.name for m in config.models] == ["echo", "random"]
@@ -71,7 +81,12 @@ def test_command_line_overrides_the_file(tmp_path):
 
 def test_assignments_parse_json_values_and_targets():
     assert parse_assignments(["a=1", "m:b=true", "c=[1, 2]", "d=text", "e=a=b"], "--x") == [
-        (None, "a", 1), ("m", "b", True), (None, "c", [1, 2]), (None, "d", "text"), (None, "e", "a=b")]
+        (None, "a", 1),
+        ("m", "b", True),
+        (None, "c", [1, 2]),
+        (None, "d", "text"),
+        (None, "e", "a=b"),
+    ]
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignments(["novalue"], "--model-arg")
 
@@ -85,7 +100,9 @@ def test_selection_is_required():
 
 def test_env_expansion(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-live-123456")
-    path = write(tmp_path, "run.toml", "models = [{name = 'echo', options = {api_key = '${MY_KEY}'}}]\nbenches = ['b']\n")
+    path = write(
+        tmp_path, "run.toml", "models = [{name = 'echo', options = {api_key = '${MY_KEY}'}}]\nbenches = ['b']\n"
+    )
     assert build_config(path).models[0].options["api_key"] == "sk-live-123456"
     missing = write(tmp_path, "missing.toml", "out = '${NOT_SET_ANYWHERE_42}'\nmodels=['a']\nbenches=['b']\n")
     with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE_42"):
@@ -94,8 +111,11 @@ def test_env_expansion(tmp_path, monkeypatch):
 
 def test_secret_masking_and_redaction(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-999")
-    data = {"models": [{"options": {"api_key": "sk-abc-123", "Authorization": "Bearer x1y2", "batch_size": 2}}],
-            "judge_token": "t0k3n-value", "out": "results"}
+    data = {
+        "models": [{"options": {"api_key": "sk-abc-123", "Authorization": "Bearer x1y2", "batch_size": 2}}],
+        "judge_token": "t0k3n-value",
+        "out": "results",
+    }
     masked = mask_secrets(data)
     assert masked["models"][0]["options"] == {"api_key": "***", "Authorization": "***", "batch_size": 2}
     assert masked["judge_token"] == "***" and masked["out"] == "results"

@@ -11,8 +11,14 @@ HOOKS = {name: fn for name, fn in vars(hookspecs).items() if hasattr(fn, "vdpm_h
 
 
 def test_there_are_hooks():
-    assert {"register_models", "register_benchmarks", "register_generators", "register_judges",
-            "register_reporters", "register_commands"} <= set(HOOKS)
+    assert {
+        "register_models",
+        "register_benchmarks",
+        "register_generators",
+        "register_judges",
+        "register_reporters",
+        "register_commands",
+    } <= set(HOOKS)
 
 
 def test_every_hook_is_documented_with_its_signature():
@@ -22,8 +28,12 @@ def test_every_hook_is_documented_with_its_signature():
     for name, fn in HOOKS.items():
         assert name in documented, f"hook {name} is not documented in docs/plugins.md"
         signature = ", ".join(inspect.signature(fn).parameters)
-        assert documented[name] == signature, f"docs/plugins.md documents {name}({documented[name]}), code has ({signature})"
-    assert set(documented) <= set(HOOKS), f"docs/plugins.md documents hooks that do not exist: {set(documented) - set(HOOKS)}"
+        assert documented[name] == signature, (
+            f"docs/plugins.md documents {name}({documented[name]}), code has ({signature})"
+        )
+    assert set(documented) <= set(HOOKS), (
+        f"docs/plugins.md documents hooks that do not exist: {set(documented) - set(HOOKS)}"
+    )
 
 
 def test_every_hook_has_a_test():

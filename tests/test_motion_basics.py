@@ -32,12 +32,18 @@ def test_answers_match_the_pixels(bench):
     assert len(by_video) == 6
     for path, samples in by_video.items():
         video = decode(path, FramePolicy(nframes=2))
-        (red0, red1), (blue0, blue1) = [(centroid(video.frames[0], c), centroid(video.frames[1], c)) for c in ("red", "blue")]
+        (red0, red1), (blue0, blue1) = [
+            (centroid(video.frames[0], c), centroid(video.frames[1], c)) for c in ("red", "blue")
+        ]
         move = red1 - red0
         measured = {
             "direction": max(DIRECTIONS, key=lambda name: float(np.dot(DIRECTIONS[name], move))),
-            "speed_comparison": "The red disc" if np.linalg.norm(move) > np.linalg.norm(blue1 - blue0) else "The blue disc",
-            "distance_change": "Closer together" if np.linalg.norm(red1 - blue1) < np.linalg.norm(red0 - blue0) else "Farther apart",
+            "speed_comparison": "The red disc"
+            if np.linalg.norm(move) > np.linalg.norm(blue1 - blue0)
+            else "The blue disc",
+            "distance_change": "Closer together"
+            if np.linalg.norm(red1 - blue1) < np.linalg.norm(red0 - blue0)
+            else "Farther apart",
         }
         for sample in samples:
             gold = next(o for o in sample.options if o.startswith(sample.answer + ". "))

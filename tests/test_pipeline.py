@@ -72,8 +72,15 @@ def test_random_is_seeded_and_resume_recomputes_nothing(host, tmp_path):
 
 def test_bad_videos_become_error_records_and_the_run_goes_on(host, tmp_path):
     data = tmp_path / "videos"
-    [outcome] = run(host, tmp_path, "echo", "fixture-videos", bench_args=(f"data_dir={data}",), decode_workers=1,
-                    model_args=("check_frames=true",))
+    [outcome] = run(
+        host,
+        tmp_path,
+        "echo",
+        "fixture-videos",
+        bench_args=(f"data_dir={data}",),
+        decode_workers=1,
+        model_args=("check_frames=true",),
+    )
     result = outcome.result
     assert result.n_samples == 12 and result.n_errors == 6  # clips 1 (missing) and 2 (corrupt), 3 questions each
     scores = {s["sample_id"]: s for s in lines(pair_dir(tmp_path, "echo", "fixture-videos") / "scores.jsonl")}
@@ -129,18 +136,48 @@ def test_whole_batch_failure_is_retried_one_by_one(host, tmp_path):
     items = []
     for i in range(3):
         request = Request(sample_id=str(i), messages=[Message(content=[TextPart(text="q")])])
-        items.append((WorkItem(Sample(sample_id=str(i), video_id="v"), request, f"k{i}", []), PreparedRequest(request, f"k{i}", 0)))
+        items.append(
+            (
+                WorkItem(Sample(sample_id=str(i), video_id="v"), request, f"k{i}", []),
+                PreparedRequest(request, f"k{i}", 0),
+            )
+        )
     predictions = inference.generate(items)
     assert Flaky.calls == [3, 1, 1, 1] and [p.status for p in predictions] == ["ok"] * 3
 
 
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     out, log, data = tmp_path / "res", tmp_path / "computed.log", tmp_path / "videos"
-    args = ["run", "--model", "echo", "--bench", "fixture-videos", "--out", str(out), "--decode-workers", "1",
-            "--model-arg", "delay=0.05", "--model-arg", "batch_size=1", "--model-arg", f"log={log}",
-            "--bench-arg", f"data_dir={data}", "--bench-arg", "broken=false", "--bench-arg", "n_videos=20"]
-    proc = subprocess.Popen([sys.executable, "-m", "vdpm_harness", *args], env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "run",
+        "--model",
+        "echo",
+        "--bench",
+        "fixture-videos",
+        "--out",
+        str(out),
+        "--decode-workers",
+        "1",
+        "--model-arg",
+        "delay=0.05",
+        "--model-arg",
+        "batch_size=1",
+        "--model-arg",
+        f"log={log}",
+        "--bench-arg",
+        f"data_dir={data}",
+        "--bench-arg",
+        "broken=false",
+        "--bench-arg",
+        "n_videos=20",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vdpm_harness", *args],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         files = list(out.rglob("predictions.jsonl"))
@@ -168,7 +205,14 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
 
 def test_rescore_with_a_judge_does_not_run_the_model(host, tmp_path):
     log, data = tmp_path / "computed.log", tmp_path / "videos"
-    run(host, tmp_path, "echo", "fixture-videos", model_args=(f"log={log}",), bench_args=(f"data_dir={data}", "broken=false"))
+    run(
+        host,
+        tmp_path,
+        "echo",
+        "fixture-videos",
+        model_args=(f"log={log}",),
+        bench_args=(f"data_dir={data}", "broken=false"),
+    )
     computed = log.read_text()
     [folder] = [p.parent for p in (tmp_path / "res").rglob("run.json")]
     rules = json.loads((folder / "results.json").read_text())
@@ -185,7 +229,7 @@ def test_cli_run_rescore_and_leaderboard(tmp_path):
     config = tmp_path / "run.yaml"
     data = tmp_path / "videos"
     config.write_text(f"""
-out: {tmp_path / 'res'}
+out: {tmp_path / "res"}
 models: [random, echo]
 benches:
   - name: motion-basics
@@ -201,8 +245,10 @@ benches:
     assert "| random" in md and "| echo" in md and "fixture-videos" in md
     book = openpyxl.load_workbook(tmp_path / "res" / "leaderboard.xlsx")
     assert book.sheetnames[0] == "Overall" and {"motion-basics", "fixture-videos"} <= set(book.sheetnames)
-    results = {(r["model"], r["benchmark"]): r for r in
-               (json.loads(p.read_text()) for p in (tmp_path / "res").rglob("results.json"))}
+    results = {
+        (r["model"], r["benchmark"]): r
+        for r in (json.loads(p.read_text()) for p in (tmp_path / "res").rglob("results.json"))
+    }
     sheet = book["fixture-videos"]
     header = [c.value for c in sheet[1]]
     rows = {row[0]: dict(zip(header, row)) for row in sheet.iter_rows(min_row=2, values_only=True)}
@@ -215,7 +261,17 @@ benches:
 def test_unknown_plugin_and_bad_config_fail_before_any_work(tmp_path):
     proc = run_cli("run", "--model", "randon", "--bench", "motion-basics", "--out", str(tmp_path), check=False)
     assert proc.returncode == 2 and "did you mean 'random'" in proc.stderr
-    proc = run_cli("run", "--model", "random", "--bench", "motion-basics", "--model-arg", "bach_size=2",
-                   "--out", str(tmp_path), check=False)
+    proc = run_cli(
+        "run",
+        "--model",
+        "random",
+        "--bench",
+        "motion-basics",
+        "--model-arg",
+        "bach_size=2",
+        "--out",
+        str(tmp_path),
+        check=False,
+    )
     assert proc.returncode == 2 and "bach_size" in proc.stderr
     assert not any(tmp_path.iterdir())

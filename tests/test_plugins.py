@@ -61,7 +61,9 @@ def _broken_dist(tmp_path):
     """An installed distribution whose plugin module raises at import."""
     site = tmp_path / "site"
     (site / "broken_pkg-1.0.dist-info").mkdir(parents=True)
-    (site / "broken_pkg-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-pkg\nVersion: 1.0\n")
+    (site / "broken_pkg-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-pkg\nVersion: 1.0\n"
+    )
     (site / "broken_pkg-1.0.dist-info" / "entry_points.txt").write_text("[vdpm_harness]\nbroken = broken_plugin\n")
     (site / "broken_plugin.py").write_text("import this_dependency_is_not_installed\n")
     return site
@@ -78,7 +80,9 @@ def test_broken_plugin_is_isolated_and_reported(tmp_path):
     # a run that does not select it works; one that selects a missing name names the broken plugin
     out = tmp_path / "res"
     run_cli("run", "--model", "random", "--bench", "motion-basics", "--limit", "3", "--out", str(out), env=env)
-    proc = run_cli("run", "--model", "broken-model", "--bench", "motion-basics", "--out", str(out), env=env, check=False)
+    proc = run_cli(
+        "run", "--model", "broken-model", "--bench", "motion-basics", "--out", str(out), env=env, check=False
+    )
     assert proc.returncode == 2
     assert "unknown model 'broken-model'" in proc.stderr and "broken:" in proc.stderr
 
@@ -167,8 +171,12 @@ def lifecycle_events(tmp_path_factory):
 
 def test_hook_benchmark_finished(lifecycle_events):
     out, events = lifecycle_events
-    assert events[0] == {"event": "benchmark_finished", "model": "random", "benchmark": "motion-basics",
-                         "run_dir": str(out / "random" / "motion-basics")}
+    assert events[0] == {
+        "event": "benchmark_finished",
+        "model": "random",
+        "benchmark": "motion-basics",
+        "run_dir": str(out / "random" / "motion-basics"),
+    }
 
 
 def test_hook_run_finished(lifecycle_events):

@@ -8,9 +8,19 @@ from vdpm_harness.store import PredictionStore, result_key, write_atomic
 
 def pred(key, status="ok", sample="s", text="A"):
     return Prediction(
-        key=key, sample_id=sample, video_id="v", benchmark="b", benchmark_version="1", model="m",
-        model_fingerprint="f", prompt_hash="p", generation=GenerationSettings(), status=status,
-        response=text if status == "ok" else None, error=None if status == "ok" else "boom", created="t",
+        key=key,
+        sample_id=sample,
+        video_id="v",
+        benchmark="b",
+        benchmark_version="1",
+        model="m",
+        model_fingerprint="f",
+        prompt_hash="p",
+        generation=GenerationSettings(),
+        status=status,
+        response=text if status == "ok" else None,
+        error=None if status == "ok" else "boom",
+        created="t",
     )
 
 
@@ -53,13 +63,25 @@ def test_malformed_middle_line_is_skipped_with_its_location(tmp_path, caplog):
 
 
 def test_result_key_changes_with_every_component():
-    base = dict(model_fingerprint="m", benchmark="b", benchmark_version="1", sample_id="s", prompt_hash="p",
-                frame_indices=[[0, 5, 9]], generation=GenerationSettings())
+    base = dict(
+        model_fingerprint="m",
+        benchmark="b",
+        benchmark_version="1",
+        sample_id="s",
+        prompt_hash="p",
+        frame_indices=[[0, 5, 9]],
+        generation=GenerationSettings(),
+    )
     key = result_key(**base)
     assert key == result_key(**base) and len(key) == 32
     variants = [
-        {"model_fingerprint": "m2"}, {"benchmark": "b2"}, {"benchmark_version": "2"}, {"sample_id": "s2"},
-        {"prompt_hash": "p2"}, {"frame_indices": [[0, 5, 8]]}, {"generation": GenerationSettings(max_new_tokens=7)},
+        {"model_fingerprint": "m2"},
+        {"benchmark": "b2"},
+        {"benchmark_version": "2"},
+        {"sample_id": "s2"},
+        {"prompt_hash": "p2"},
+        {"frame_indices": [[0, 5, 8]]},
+        {"generation": GenerationSettings(max_new_tokens=7)},
     ]
     assert len({result_key(**{**base, **v}) for v in variants} | {key}) == len(variants) + 1
 

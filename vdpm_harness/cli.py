@@ -30,7 +30,9 @@ def fail(message: str, code: int = 2):
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
 def cli(verbose: bool):
     """Evaluate vision-language models on dynamic spatial (4D) reasoning in videos."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 # --- introspection -------------------------------------------------------------------------------------------------
@@ -89,7 +91,9 @@ def list_(kind: str, as_json: bool):
 @click.option("--model-arg", multiple=True, help="Model option [MODEL:]key=value (repeatable).")
 @click.option("--bench-arg", multiple=True, help="Benchmark option [BENCH:]key=value (repeatable).")
 @click.option("--decode-workers", type=int, help="Video decoding worker processes (0 decodes inline).")
-@click.option("--video-backend", type=click.Choice(["pyav", "decord"]), help="Video decoder (default: the fastest installed).")
+@click.option(
+    "--video-backend", type=click.Choice(["pyav", "decord"]), help="Video decoder (default: the fastest installed)."
+)
 def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_arg, decode_workers, video_backend):
     """Evaluate models on benchmarks and update the leaderboard. Rerunning the same command resumes."""
     from .pipeline import Runner
@@ -107,12 +111,12 @@ def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_
         if o.result is None:
             table.add_row(o.label, o.benchmark, "[red]failed[/red]", "", "", "", "", "")
             continue
-        metric = o.result.metrics[o.result.primary]
-        table.add_row(
-            o.label, o.benchmark, f"{metric.value:.1f} {o.result.primary}", str(o.result.n_samples), str(o.result.n_errors),
-            f"{o.result.unparsed_rate:.1%}" if o.result.unparsed_rate is not None else "-",
-            str(o.counts["ok"] + o.counts["error"]), str(o.counts["reused"]),
-        )  # fmt: skip
+        result = o.result
+        score = f"{result.metrics[result.primary].value:.1f} {result.primary}"
+        unparsed = f"{result.unparsed_rate:.1%}" if result.unparsed_rate is not None else "-"
+        new = str(o.counts["ok"] + o.counts["error"])
+        table.add_row(o.label, o.benchmark, score, str(result.n_samples), str(result.n_errors), unparsed, new,
+                      str(o.counts["reused"]))  # fmt: skip
     Console().print(table)
     print(f"results in {config.out}", file=sys.stderr)
     if any(o.result is None for o in outcomes):
@@ -138,7 +142,9 @@ def rescore(run_dir, judge, results_dir):
         for folder in folders:
             result = rescore_pair(host, folder, judge)
             metric = result.metrics[result.primary]
-            click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})")
+            click.echo(
+                f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})"
+            )
             roots.add(Path(results_dir) if results_dir else folder.parent.parent)
     except PluginError as exc:
         fail(str(exc))

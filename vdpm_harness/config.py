@@ -136,7 +136,7 @@ def parse_assignments(items: tuple[str, ...] | list[str], flag: str) -> list[tup
     """``[NAME:]key=value`` strings -> (name or None for all, key, value)."""
     parsed = []
     for item in items:
-        target, key_value = (item.split(":", 1) if re.match(r"^[\w.\-]+:[\w\-]+=", item) else (None, item))
+        target, key_value = item.split(":", 1) if re.match(r"^[\w.\-]+:[\w\-]+=", item) else (None, item)
         key, sep, value = key_value.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} expects [NAME:]key=value, got '{item}'")

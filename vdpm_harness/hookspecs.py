@@ -76,11 +76,11 @@ def register_reporters(register):
 def register_commands(cli):
     """Add commands to the ``vdpm-harness`` command line. ``cli`` is the root ``click.Group``::
 
-        @hookimpl
-        def register_commands(cli):
-            @cli.command()
-            def hello():
-                click.echo("hello")
+    @hookimpl
+    def register_commands(cli):
+        @cli.command()
+        def hello():
+            click.echo("hello")
     """
 
 

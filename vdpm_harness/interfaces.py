@@ -7,9 +7,10 @@ cheap: heavy work (loading weights, reading data) happens in ``load()`` or on fi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .records import Extraction, Prediction, Request, Response, Sample, Score, Strict, stable_hash
 
@@ -77,7 +78,7 @@ class PreparedRequest:
     request: Request
     key: str
     seed: int
-    videos: list["DecodedVideo"] = field(default_factory=list)
+    videos: list[DecodedVideo] = field(default_factory=list)
 
 
 class Model(Plugin):
@@ -221,7 +222,7 @@ class Judge(Plugin):
 class Reporter(Plugin):
     """Writes a view of the leaderboard (markdown, xlsx, ...) into a results folder."""
 
-    def write(self, leaderboard: "Leaderboard", out_dir: Path) -> list[Path]:
+    def write(self, leaderboard: Leaderboard, out_dir: Path) -> list[Path]:
         raise NotImplementedError
 
 

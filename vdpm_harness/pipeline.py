@@ -16,9 +16,10 @@ import logging
 import time
 import traceback
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -28,7 +29,15 @@ from .config import RunConfig, mask_secrets, redact, secret_values
 from .interfaces import Benchmark, Judge, Model, PreparedRequest
 from .plugins import Host, PluginError
 from .records import (
-    BenchmarkResult, FramePolicy, GenerationSettings, Prediction, Request, Response, RunRecord, Sample, Score,
+    BenchmarkResult,
+    FramePolicy,
+    GenerationSettings,
+    Prediction,
+    Request,
+    Response,
+    RunRecord,
+    Sample,
+    Score,
     stable_hash,
 )  # fmt: skip
 from .repro import environment_record, now
@@ -111,9 +120,7 @@ def make_progress(console: Console) -> Progress:
 # --- phase 1: plan and infer ----------------------------------------------------------------------------------------
 
 
-def plan(
-    benchmark: Benchmark, model: Model, samples: list[Sample], frames: FramePolicy | None
-) -> list[WorkItem]:
+def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: FramePolicy | None) -> list[WorkItem]:
     """Build each request and its result key. A video that cannot be probed makes the sample an error item."""
     from .video import VideoError, frame_indices, probe
 
@@ -192,7 +199,10 @@ class Inference:
         from .prefetch import Prefetcher
 
         jobs = (
-            ([(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], self.config.video_backend)
+            (
+                [(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()],
+                self.config.video_backend,
+            )
             for item in items
         )
         with Prefetcher(decode_media, workers=self.config.decode_workers, depth=self.config.prefetch) as prefetcher:
@@ -288,7 +298,9 @@ def score_predictions(
         elif judge is not None:
             to_judge.append((sample, prediction))
         else:
-            scores[sample.sample_id] = _score_one(benchmark, sample, prediction, benchmark.extract(sample, prediction.response))
+            scores[sample.sample_id] = _score_one(
+                benchmark, sample, prediction, benchmark.extract(sample, prediction.response)
+            )
     if to_judge:
         extractions = judge.judge(benchmark, to_judge)
         for (sample, prediction), extraction in zip(to_judge, extractions, strict=True):
@@ -309,7 +321,9 @@ def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: RunRec
 
     metrics, categories = benchmark.aggregate(scores)
     methods = sorted({s.extraction.method for s in scores if s.extraction is not None})
-    order = [c for c in benchmark.categories if c in categories] + [c for c in categories if c not in benchmark.categories]
+    order = [c for c in benchmark.categories if c in categories] + [
+        c for c in categories if c not in benchmark.categories
+    ]
     return BenchmarkResult(
         model=label,
         benchmark=benchmark.id,
@@ -522,7 +536,9 @@ def import_runs(
     for imported in benchmark.import_predictions(path):
         unknown = [r.sample_id for r in imported.responses if r.sample_id not in known]
         if unknown:
-            raise ValueError(f"{imported.source}: {len(unknown)} sample ids are not in {benchmark.id}, e.g. {unknown[:3]}")
+            raise ValueError(
+                f"{imported.source}: {len(unknown)} sample ids are not in {benchmark.id}, e.g. {unknown[:3]}"
+            )
         folder = out / imported.label / benchmark.id
         fingerprint = stable_hash({"imported": imported.label})
         run = RunRecord(
@@ -543,7 +559,9 @@ def import_runs(
         for response in imported.responses:
             sample = known[response.sample_id]
             generation = GenerationSettings()
-            key = result_key(fingerprint, benchmark.id, benchmark.version, sample.sample_id, "imported", None, generation)
+            key = result_key(
+                fingerprint, benchmark.id, benchmark.version, sample.sample_id, "imported", None, generation
+            )
             if key in stored:
                 continue
             ok = response.response is not None

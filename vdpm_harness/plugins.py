@@ -14,9 +14,10 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -214,9 +215,7 @@ class Host:
                 def register(id, factory, *, aliases=(), description="", _plugin=plugin_name, _kind=kind, **caps):
                     if isinstance(aliases, str):
                         aliases = (aliases,)
-                    registries[_kind].add(
-                        Entry(id, _kind, factory, tuple(aliases), description, _plugin, dict(caps))
-                    )
+                    registries[_kind].add(Entry(id, _kind, factory, tuple(aliases), description, _plugin, dict(caps)))
 
                 # each implementation is called on its own, so one that raises cannot hide the others
                 before = len(registries[kind].entries)

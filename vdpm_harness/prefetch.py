@@ -18,9 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import reprlib
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .records import FramePolicy
 from .video import DecodedVideo, decode
@@ -63,7 +64,7 @@ class Prefetcher:
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0  # bumped whenever the pool is recreated after a crash
 
-    def __enter__(self) -> "Prefetcher":
+    def __enter__(self) -> Prefetcher:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -141,4 +142,3 @@ class Prefetcher:
         finally:
             for _, future, _ in pending:
                 future.cancel()
-

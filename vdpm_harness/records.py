@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -109,7 +109,7 @@ class ImagePart(Strict):
     image: str
 
 
-ContentPart = Annotated[Union[TextPart, VideoPart, ImagePart], Field(discriminator="type")]
+ContentPart = Annotated[TextPart | VideoPart | ImagePart, Field(discriminator="type")]
 
 
 class Message(Strict):

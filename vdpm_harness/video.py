@@ -24,11 +24,11 @@ import itertools
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
-from typing import Iterable, Iterator
+from functools import cache
 
 import numpy as np
 
@@ -196,7 +196,7 @@ def _check_backend(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_version(name: str) -> str:
     """The version of a backend's package, e.g. ``"18.1.0"`` for PyAV 18.1 or ``"3.4.0"`` for decord2 3.4."""
     module = __import__(_MODULES[_check_backend(name)])

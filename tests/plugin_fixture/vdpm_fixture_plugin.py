@@ -86,8 +86,12 @@ class FixtureVideos(MCQBenchmark):
             path = root / f"v{v}.mp4"
             for q, category in enumerate(self.categories):
                 yield Sample(
-                    sample_id=f"{v}-{q}", video_id=f"v{v}", category=category, question=f"q{q}?",
-                    options=["A. yes", "B. no", "C. maybe", "D. unsure"], answer="A" if (v + q) % 2 == 0 else "B",
+                    sample_id=f"{v}-{q}",
+                    video_id=f"v{v}",
+                    category=category,
+                    question=f"q{q}?",
+                    options=["A. yes", "B. no", "C. maybe", "D. unsure"],
+                    answer="A" if (v + q) % 2 == 0 else "B",
                     media=[str(path)],
                 )
 
@@ -101,7 +105,7 @@ class LastLetterJudge(Judge):
 
     def judge(self, benchmark, items):
         out = []
-        for sample, prediction in items:
+        for _sample, prediction in items:
             letters = [c for c in prediction.response if c in "ABCD"]
             out.append(Extraction(answer=letters[-1] if letters else None, parsed=bool(letters), method=self.tag))
         return out

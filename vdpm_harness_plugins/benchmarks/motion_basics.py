@@ -162,8 +162,9 @@ class MotionBasics(MCQBenchmark):
         if not manifest_path.is_file():
             return [f"{manifest_path}: missing (the data is built on first use)"]
         files = json.loads(manifest_path.read_text())["files"]
+        hint = f"delete {self.folder} to rebuild the motion-basics data"
         return [
-            f"{self.folder / name}: missing or checksum mismatch; delete {self.folder} to rebuild the motion-basics data"
+            f"{self.folder / name}: missing or checksum mismatch; {hint}"
             for name, digest in files.items()
             if not (self.folder / name).is_file() or _sha256(self.folder / name) != digest
         ]
@@ -182,7 +183,7 @@ class MotionBasics(MCQBenchmark):
         return hashlib.sha256(json.dumps(self.manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
 
     def samples(self):
-        assert self.manifest  # built and verified
+        self.manifest  # noqa: B018 - builds and verifies the data on first use
         for row in json.loads((self.folder / "samples.json").read_text()):
             yield Sample(
                 sample_id=row["sample_id"], video_id=row["video_id"], category=row["category"],

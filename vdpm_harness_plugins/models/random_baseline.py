@@ -31,7 +31,9 @@ class RandomModel(Model):
                     Response(sample_id=prepared.request.sample_id, error="the random baseline needs answer choices")
                 )
                 continue
-            responses.append(Response(sample_id=prepared.request.sample_id, text=random.Random(prepared.seed).choice(choices)))
+            responses.append(
+                Response(sample_id=prepared.request.sample_id, text=random.Random(prepared.seed).choice(choices))
+            )
         return responses
 
 

@@ -35,8 +35,15 @@ class SolidColor(MCQBenchmark):
             frames = np.broadcast_to(np.array(COLORS[color], np.uint8), (8, 64, 64, 3))
             write_video(self.folder / f"color_{i}.mp4", frames, fps=4)
             options = names[i % 2 :] + names[: i % 2]  # vary the answer's position
-            rows.append({"id": str(i), "video": f"color_{i}.mp4", "options": options,
-                         "answer": "ABCD"[options.index(color)], "color": color})
+            rows.append(
+                {
+                    "id": str(i),
+                    "video": f"color_{i}.mp4",
+                    "options": options,
+                    "answer": "ABCD"[options.index(color)],
+                    "color": color,
+                }
+            )
         (self.folder / "samples.json").write_text(json.dumps(rows))
 
     def samples(self):
@@ -44,10 +51,13 @@ class SolidColor(MCQBenchmark):
             self._build()
         for row in json.loads((self.folder / "samples.json").read_text()):
             yield Sample(
-                sample_id=row["id"], video_id=row["video"], category=row["color"],
+                sample_id=row["id"],
+                video_id=row["video"],
+                category=row["color"],
                 question="Which colour fills the video?",
                 options=[f"{'ABCD'[i]}. {o}" for i, o in enumerate(row["options"])],
-                answer=row["answer"], media=[str(self.folder / row["video"])],
+                answer=row["answer"],
+                media=[str(self.folder / row["video"])],
             )
 
     def build_request(self, sample: Sample) -> Request:
