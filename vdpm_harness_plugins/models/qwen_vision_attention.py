@@ -1,0 +1,93 @@
+"""Fast windowed attention for the Qwen2.5-VL vision tower.
+
+Outside flash-attn, transformers runs the vision tower's attention one window at a time: for a 32-frame 560x1008
+video that is about 720 windows of 64 patches in 28 of the 32 blocks, i.e. some 20,000 tiny attention calls (and a
+GPU-to-CPU sync per block for the window lengths). ``performance.md`` measured the tower at 1.0 s of a 1.35 s prefill
+on an H100 because of it. This module replaces the attention of each vision block with one call over all windows:
+
+* ``"varlen"``: PyTorch's variable-length flash attention (``torch.nn.attention.varlen.varlen_attn``, CUDA only),
+  the same packed-sequence kernel that flash-attn's ``flash_attn_varlen_func`` provides;
+* ``"padded"``: the windows gathered into one zero-padded batch with a key-padding mask and one
+  ``scaled_dot_product_attention`` call (any device; the CPU fallback).
+
+Both compute exactly the block-diagonal attention of the original; ``tests/test_qwen_vision_attention.py`` checks
+that against the transformers implementation.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+import torch.nn.functional as F
+
+MODES = ("varlen", "padded", "transformers")
+
+
+def varlen_available(device: torch.device | str) -> bool:
+    if torch.device(device).type != "cuda":
+        return False
+    try:
+        from torch.nn.attention import varlen  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _padded_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int, scale: float) -> torch.Tensor:
+    """Block-diagonal attention of packed (T, H, D) tensors through one masked SDPA call over padded windows."""
+    total, heads, dim = q.shape
+    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+    window = torch.repeat_interleave(torch.arange(len(lengths), device=q.device), lengths, output_size=total)
+    position = torch.arange(total, device=q.device) - cu_seqlens[:-1][window]
+
+    def pad(x):
+        out = x.new_zeros(len(lengths), max_len, heads, dim)
+        out[window, position] = x
+        return out.transpose(1, 2)  # (windows, heads, max_len, dim)
+
+    valid = torch.arange(max_len, device=q.device)[None, :] < lengths[:, None]
+    mask = valid[:, None, None, :]  # keys beyond a window's length are masked out
+    out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale)
+    return out.transpose(1, 2)[window, position]
+
+
+def _forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
+    """Drop-in ``forward`` of ``Qwen2_5_VLVisionAttention`` (same arguments, same result)."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
+    seq_length = hidden_states.shape[0]
+    q, k, v = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = position_embeddings
+    q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
+    if max_seqlen is None:
+        max_seqlen = (cu_seqlens[1:] - cu_seqlens[:-1]).max()
+    max_seqlen = int(max_seqlen)
+    if self._vdpm_attention == "varlen":
+        from torch.nn.attention.varlen import varlen_attn
+
+        cu = cu_seqlens.to(torch.int32)
+        out = varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_seqlen, max_seqlen,
+                          scale=self.scaling)  # fmt: skip
+    else:
+        out = _padded_attention(q, k, v, cu_seqlens.to(torch.long), max_seqlen, self.scaling)
+    return self.proj(out.reshape(seq_length, -1))
+
+
+def patch_vision_attention(model, mode: str = "auto") -> str:
+    """Replace the attention of every vision block of a Qwen2.5-VL model; return the mode used.
+
+    ``"auto"`` picks ``"varlen"`` on CUDA when PyTorch has it, else ``"padded"``; ``"transformers"`` leaves the
+    model as it is.
+    """
+    if mode not in (*MODES, "auto"):
+        raise ValueError(f"vision attention must be one of auto, {', '.join(MODES)}; got '{mode}'")
+    visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
+    if mode == "auto":
+        mode = "varlen" if varlen_available(next(visual.parameters()).device) else "padded"
+    if mode == "transformers":
+        return mode
+    for block in visual.blocks:
+        block.attn._vdpm_attention = mode
+        block.attn.forward = types.MethodType(_forward, block.attn)
+    return mode
