@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -21,7 +22,7 @@ KIND_ALIASES = {"benches": "benchmarks", "bench": "benchmarks", "model": "models
 
 
 def fail(message: str, code: int = 2):
-    console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -57,7 +58,7 @@ def plugins(as_json: bool):
         table.add_row(row["name"], row["distribution"] or "-", row["version"] or "-", ", ".join(row["hooks"]))
     Console().print(table)
     for item in broken:
-        console.print(f"[red]broken plugin {item['name']}[/red]: {item['error']}", highlight=False, markup=False)
+        console.print(f"[red]broken plugin {escape(item['name'])}[/red]: {escape(item['error'])}", highlight=False)
 
 
 @cli.command(name="list")
@@ -189,10 +190,13 @@ def data():
 def pull(bench, to, bench_arg):
     """Download BENCH's data into a folder; then pass it as --bench-arg data_dir=FOLDER."""
     benchmark = _benchmark(bench, bench_arg, data_dir=to)
-    benchmark.pull(Path(to))
+    try:
+        benchmark.pull(Path(to))
+    except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
+        fail(f"{benchmark.id}: download failed: {exc}")
     problems = benchmark.verify()
     for problem in problems:
-        console.print(f"[red]{problem}[/red]", soft_wrap=True, highlight=False)
+        console.print(f"[red]{escape(problem)}[/red]", soft_wrap=True, highlight=False)
     click.echo(f"{benchmark.id}: data in {to}" + (f" with {len(problems)} problems" if problems else ", verified"))
     sys.exit(1 if problems else 0)
 
@@ -221,7 +225,10 @@ def import_(bench, path, out, judge, bench_arg):
     """Import another harness's or a paper's output files for BENCH as runs, score them, update the leaderboard."""
     from .pipeline import import_runs, write_leaderboard
 
-    results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge)
+    try:
+        results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge)
+    except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
+        fail(f"import of {path} failed: {exc}")
     for result in results:
         metric = result.metrics[result.primary]
         click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})")

@@ -55,12 +55,17 @@ class ImportedResponse:
 
 @dataclass
 class ImportedRun:
-    """Responses of one model read from an external file: ``label`` names the model on the leaderboard."""
+    """Responses of one model read from external files: ``label`` names the model on the leaderboard.
+
+    ``benchmark_options`` records the benchmark settings the responses were produced with (e.g. the prompt variant
+    of a published run) where they differ from the importing benchmark's options.
+    """
 
     label: str
     source: str
     responses: list[ImportedResponse]
     details: dict[str, Any] = field(default_factory=dict)
+    benchmark_options: dict[str, Any] = field(default_factory=dict)
 
 
 # --- models -------------------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ class Leaderboard:
             Column("Errors", "count", self._field(benchmark, lambda r: r.n_errors)),
         ]
         for category in self.categories(benchmark):
-            read = self._field(benchmark, lambda r, c=category: r.categories.get(c, {}).get(r.primary))
+            read = self._field(benchmark, lambda r, c=category: category_metric(r, c))
             columns.append(Column(category, "metric", read))
         return columns
 
@@ -134,6 +134,12 @@ class Leaderboard:
             return read(result) if result is not None else None
 
         return cell
+
+
+def category_metric(result: BenchmarkResult, category: str) -> MetricValue | None:
+    """A category's headline cell: the primary metric if the category reports it, else its accuracy."""
+    cell = result.categories.get(category, {})
+    return cell.get(result.primary) or cell.get("accuracy")
 
 
 def primary_metric(result: BenchmarkResult) -> MetricValue:

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import RunConfig, mask_secrets, redact, secret_values
@@ -444,7 +445,7 @@ class Runner:
                     model.load()
                 except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
                     error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
-                    self.console.print(f"[red]{error}[/red]", soft_wrap=True, highlight=False)
+                    self.console.print(f"[red]{escape(error)}[/red]", soft_wrap=True, highlight=False)
                     outcomes += [PairOutcome(label, b.id, error=error) for _, b in benches]
                     continue
                 try:
@@ -480,7 +481,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
             outcome.error = redact(f"{label} on {benchmark.id}: {type(exc).__name__}: {exc}", self.secrets)
             log.debug("%s", traceback.format_exc())
-            self.console.print(f"[red]{outcome.error}[/red]", soft_wrap=True, highlight=False)
+            self.console.print(f"[red]{escape(outcome.error)}[/red]", soft_wrap=True, highlight=False)
         return outcome
 
 
@@ -547,7 +548,8 @@ def import_runs(
                    "fingerprint": fingerprint, "revision": None,
                    "details": {"source": imported.source, **imported.details}},
             benchmark={"name": benchmark.id, "id": benchmark.id, "version": benchmark.version,
-                       "options": benchmark.options.model_dump(mode="json"), "frames_override": None,
+                       "options": {**benchmark.options.model_dump(mode="json"), **imported.benchmark_options},
+                       "frames_override": None,
                        "dataset_revision": benchmark.dataset_revision()},
             judge={"id": judge.id, "version": judge.version} if judge else None,
             environment=environment_record(set()),
