@@ -23,6 +23,8 @@ OPTIONS = ["A. Left", "B. Right", "C. Up", "D. Down"]
         ("The correct answer is (B).", "B"),  # lmms-eval #1434: not "T"
         ("Based on the frames, the answer is (A)", "A"),
         ("Answer: C", "C"),
+        ("Therefore, the final answer is: B", "B"),  # VLM4D's CoT format (benchmarks.md B.3)
+        ("the answer is - d.", "D"),
         ("answer is (a)", "A"),
         ("I think it is A, but looking again the final answer is C.", "C"),  # last declaration wins
         ("<think>Maybe A? No, B moves.</think>\nC", "C"),  # after the reasoning block

@@ -68,7 +68,7 @@ def extract_choice(response: str | None, letters: list[str], options: list[str] 
         return Extraction(answer=None, parsed=False, method=METHOD, detail={"rule": "unclosed_think"})
     cls = _letters_class(letters)
     declared = re.compile(
-        r"(?:answer|option|choice|choose|select|pick)\s*(?:is|would be|:|=|-)?\s*(?:option\s*)?"
+        r"(?:answer|option|choice|choose|select|pick)(?:\s*(?:is|would be|:|=|-))*\s*(?:option\s*)?"
         rf"[\(\[\*\s]*(?P<x>{cls})(?![A-Za-z])",
         re.I,
     )
