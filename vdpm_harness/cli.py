@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .config import ConfigError, build_config
+from .config import ConfigError, build_config, judge_options
 from .plugins import KINDS, PluginError, get_host
 
 console = Console(stderr=True)
@@ -89,19 +89,21 @@ def list_(kind: str, as_json: bool):
 @click.option("--out", help="Results folder (default: results).")
 @click.option("--seed", type=int, help="Run seed (default 0).")
 @click.option("--judge", help="Judge plugin that reads answers instead of the rules.")
+@click.option("--judge-arg", multiple=True, help="Judge option key=value (repeatable).")
 @click.option("--model-arg", multiple=True, help="Model option [MODEL:]key=value (repeatable).")
 @click.option("--bench-arg", multiple=True, help="Benchmark option [BENCH:]key=value (repeatable).")
 @click.option("--decode-workers", type=int, help="Video decoding worker processes (0 decodes inline).")
 @click.option(
     "--video-backend", type=click.Choice(["pyav", "decord"]), help="Video decoder (default: the fastest installed)."
 )
-def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_arg, decode_workers, video_backend):
+def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_arg, bench_arg, decode_workers,
+        video_backend):  # fmt: skip
     """Evaluate models on benchmarks and update the leaderboard. Rerunning the same command resumes."""
     from .pipeline import Runner
 
     try:
         config = build_config(
-            config_file, models, benches, model_arg, bench_arg, limit=limit, out=out, seed=seed, judge=judge,
+            config_file, models, benches, model_arg, bench_arg, judge_arg, limit=limit, out=out, seed=seed, judge=judge,
             decode_workers=decode_workers, video_backend=video_backend,
         )  # fmt: skip
         outcomes = Runner(config, get_host(), console).run()
@@ -127,9 +129,10 @@ def run(models, benches, config_file, limit, out, seed, judge, model_arg, bench_
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--judge", help="Judge plugin that reads answers instead of the rules.")
+@click.option("--judge-arg", multiple=True, help="Judge option key=value (repeatable).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False),
               help="Results folder whose leaderboard to regenerate (default: two levels above each pair).")  # fmt: skip
-def rescore(run_dir, judge, results_dir):
+def rescore(run_dir, judge, judge_arg, results_dir):
     """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
     from .pipeline import pair_folders, write_leaderboard
     from .pipeline import rescore as rescore_pair
@@ -140,8 +143,9 @@ def rescore(run_dir, judge, results_dir):
         fail(f"no run.json under {run_dir}: not a vdpm-harness results folder")
     roots = set()
     try:
+        judge_plugin = host.create("judges", judge, judge_options(judge_arg)) if judge else None
         for folder in folders:
-            result = rescore_pair(host, folder, judge)
+            result = rescore_pair(host, folder, judge_plugin)
             metric = result.metrics[result.primary]
             click.echo(
                 f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})"
@@ -220,13 +224,15 @@ def verify(bench, data_dir, bench_arg):
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False))
 @click.option("--judge", help="Judge plugin for scoring the imported responses (default: the benchmark's rules).")
+@click.option("--judge-arg", multiple=True, help="Judge option key=value (repeatable).")
 @click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
-def import_(bench, path, out, judge, bench_arg):
+def import_(bench, path, out, judge, judge_arg, bench_arg):
     """Import another harness's or a paper's output files for BENCH as runs, score them, update the leaderboard."""
     from .pipeline import import_runs, write_leaderboard
 
     try:
-        results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge)
+        judge_plugin = get_host().create("judges", judge, judge_options(judge_arg)) if judge else None
+        results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge_plugin)
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
         fail(f"import of {path} failed: {exc}")
     for result in results:

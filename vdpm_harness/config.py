@@ -65,6 +65,7 @@ class RunConfig(Strict):
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
     judge: str | None = None
+    judge_options: dict[str, Any] = Field(default_factory=dict)
     decode_workers: int = Field(default=2, ge=0)
     prefetch: int = Field(default=8, ge=1)
     video_backend: str | None = None
@@ -150,6 +151,7 @@ def build_config(
     benches: str | None = None,
     model_args: tuple[str, ...] = (),
     bench_args: tuple[str, ...] = (),
+    judge_args: tuple[str, ...] = (),
     **overrides: Any,
 ) -> RunConfig:
     """Merge a config file with command-line values (the command line wins) and validate the result."""
@@ -173,11 +175,22 @@ def build_config(
                 raise ConfigError(f"{flag} {target}:{key}=...: '{target}' is not selected")
             for spec in chosen:
                 spec.options[key] = value
+    config.judge_options.update(judge_options(judge_args))
     if not config.models:
         raise ConfigError("no model selected: pass --model or list [[models]] in the config file")
     if not config.benches:
         raise ConfigError("no benchmark selected: pass --bench or list [[benches]] in the config file")
     return config
+
+
+def judge_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``--judge-arg key=value`` strings -> options of the judge."""
+    return {key: value for _, key, value in parse_assignments(items, "--judge-arg")}
+
+
+def is_secret_key(key: str) -> bool:
+    """Keys that hold secrets: ``api_key``, ``token``, ... but not ``api_key_env`` (the *name* of a variable)."""
+    return bool(key) and bool(SECRET_KEY.search(key)) and not key.lower().endswith("_env")
 
 
 def mask_secrets(value: Any, key: str = "") -> Any:
@@ -186,7 +199,7 @@ def mask_secrets(value: Any, key: str = "") -> Any:
         return {k: mask_secrets(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v, key) for v in value]
-    if key and SECRET_KEY.search(key) and value not in (None, ""):
+    if is_secret_key(key) and value not in (None, ""):
         return MASK
     return value
 
@@ -200,10 +213,10 @@ def secret_values(value: Any, key: str = "") -> set[str]:
     elif isinstance(value, list):
         for v in value:
             found |= secret_values(v, key)
-    elif key and SECRET_KEY.search(key) and isinstance(value, str) and len(value) >= 4:
+    elif is_secret_key(key) and isinstance(value, str) and len(value) >= 4:
         found.add(value)
     if not key:
-        found |= {v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 4}
+        found |= {v for k, v in os.environ.items() if is_secret_key(k) and len(v) >= 4}
     return found
 
 

@@ -101,10 +101,10 @@ class Model(Plugin):
     def output_options(self, options: Strict | None = None) -> dict[str, Any]:
         """The options that can change outputs: all but runtime options and secrets (rotating an API key must not
         invalidate stored results)."""
-        from .config import SECRET_KEY
+        from .config import is_secret_key
 
         dumped = (options or self.options).model_dump(mode="json", exclude=set(self.runtime_options))
-        return {k: v for k, v in dumped.items() if not SECRET_KEY.search(k)}
+        return {k: v for k, v in dumped.items() if not is_secret_key(k)}
 
     def fingerprint_data(self) -> dict[str, Any]:
         """What identifies this model's outputs: id, revision and output-relevant options."""
@@ -214,6 +214,17 @@ class Judge(Plugin):
     def tag(self) -> str:
         """Scoring path written into every scored record, e.g. ``judge:gpt-4o-mini@1``."""
         return f"judge:{self.id}@{self.version}"
+
+    def describe(self) -> dict[str, Any]:
+        """Facts recorded in the run record (endpoint, judge model, sampling settings; never secrets)."""
+        return {}
+
+    def info(self) -> dict[str, Any]:
+        """The run record's ``judge`` entry: id, version, options (secrets masked) and ``describe()``."""
+        from .config import mask_secrets
+
+        return mask_secrets({"id": self.id, "version": self.version, "options": self.options.model_dump(mode="json"),
+                             **self.describe()})  # fmt: skip
 
     def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
         """Return one :class:`Extraction` per ``(sample, prediction)``, with ``method = self.tag``.

@@ -393,7 +393,7 @@ class Runner:
         """Create every plugin first, so a typo in any name or option fails before any model loads."""
         models = [(spec, self.host.create("models", spec.name, spec.options)) for spec in self.config.models]
         benches = [(spec, self.host.create("benchmarks", spec.name, spec.options)) for spec in self.config.benches]
-        judge = self.host.create("judges", self.config.judge) if self.config.judge else None
+        judge = self.host.create("judges", self.config.judge, self.config.judge_options) if self.config.judge else None
         return models, benches, judge
 
     def samples(self, benchmark: Benchmark) -> list[Sample]:
@@ -421,7 +421,7 @@ class Runner:
                     "frames_override": bench_spec.frames.model_dump(mode="json") if bench_spec.frames else None,
                     "dataset_revision": benchmark.dataset_revision(),
                 },
-                "judge": {"id": judge.id, "version": judge.version} if judge else None,
+                "judge": judge.info() if judge else None,
                 "decoder": self._decoder(),
                 "config": self.config.model_dump(mode="json"),
                 "environment": environment_record(self.secrets),
@@ -474,6 +474,9 @@ class Runner:
             inference = Inference(model, benchmark, store, self.config, self.secrets)
             inference.run(items, progress)
             outcome.counts = inference.counts
+            # an API model learns its served revision only from its replies: record what is known now
+            run.model.update(mask_secrets({"revision": model.revision(), "details": model.describe()}))
+            write_atomic(folder / "run.json", run.model_dump_json(indent=2))
             predictions = current_predictions(store, items)
             outcome.result = finish_pair(self.host, benchmark, label, folder, samples, predictions, run, judge)
         except PluginError:
@@ -495,8 +498,14 @@ def pair_folders(path: Path) -> list[Path]:
     return sorted(p.parent for p in path.rglob("run.json"))
 
 
-def rescore(host: Host, folder: Path, judge_name: str | None = None) -> BenchmarkResult:
+def resolve_judge(host: Host, judge: Judge | str | None) -> Judge | None:
+    """A judge object from a judge or a judge name (created with default options)."""
+    return host.create("judges", judge) if isinstance(judge, str) else judge
+
+
+def rescore(host: Host, folder: Path, judge: Judge | str | None = None) -> BenchmarkResult:
     """Re-extract and re-score a finished pair from its stored predictions, without running the model."""
+    judge = resolve_judge(host, judge)
     run = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
     bench_info = run.benchmark
     benchmark = host.create("benchmarks", bench_info["name"], bench_info["options"])
@@ -505,7 +514,6 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
             "%s: stored predictions are from %s version %s; scoring with version %s",
             folder, benchmark.id, bench_info["version"], benchmark.version,
         )  # fmt: skip
-    judge = host.create("judges", judge_name) if judge_name else None
     fingerprint = run.model["fingerprint"]
     predictions: dict[str, Prediction] = {}
     for record in PredictionStore(folder).load().values():
@@ -515,8 +523,7 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
         if kept is None or (record.status == "ok") >= (kept.status == "ok"):
             predictions[record.sample_id] = record
     samples = [s for s in benchmark.samples() if s.sample_id in predictions]
-    judge_info = {"id": judge.id, "version": judge.version} if judge else None
-    run = run.model_copy(update={"judge": judge_info, "rescored": now()})
+    run = run.model_copy(update={"judge": judge.info() if judge else None, "rescored": now()})
     return finish_pair(host, benchmark, run.model["label"], folder, samples, predictions, run, judge)
 
 
@@ -524,14 +531,14 @@ def rescore(host: Host, folder: Path, judge_name: str | None = None) -> Benchmar
 
 
 def import_runs(
-    host: Host, benchmark: Benchmark, path: Path, out: Path, judge_name: str | None = None
+    host: Host, benchmark: Benchmark, path: Path, out: Path, judge: Judge | str | None = None
 ) -> list[BenchmarkResult]:
     """Turn external output files into harness runs (one pair folder per imported model), then score them.
 
     Importing the same file twice adds nothing: each response is keyed by the file's label and the sample id.
     Only the samples present in the file are scored.
     """
-    judge = host.create("judges", judge_name) if judge_name else None
+    judge = resolve_judge(host, judge)
     known = {s.sample_id: s for s in benchmark.samples()}
     results = []
     for imported in benchmark.import_predictions(path):
@@ -551,7 +558,7 @@ def import_runs(
                        "options": {**benchmark.options.model_dump(mode="json"), **imported.benchmark_options},
                        "frames_override": None,
                        "dataset_revision": benchmark.dataset_revision()},
-            judge={"id": judge.id, "version": judge.version} if judge else None,
+            judge=judge.info() if judge else None,
             environment=environment_record(set()),
         )  # fmt: skip
         write_atomic(folder / "run.json", run.model_dump_json(indent=2))

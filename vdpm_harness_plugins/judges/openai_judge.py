@@ -1,0 +1,107 @@
+"""``openai-judge``: an LLM judge behind any OpenAI-compatible endpoint (OpenAI, or a local vLLM/SGLang server).
+
+The benchmark owns the wording: for every response the judge sends ``benchmark.judge_prompt(sample, response)``
+(with ``response_format = {"type": "json_schema", ...}`` when the prompt carries a schema) and reads the reply with
+``benchmark.parse_judgement(sample, reply)``. The judge owns the transport (:mod:`vdpm_harness_plugins.openai_client`:
+concurrency, retries, the reply cache, token accounting).
+
+Defaults follow VLM4D's official judge (benchmarks.md B.4): model ``o4-mini``, ``temperature = 1.0`` (the only value
+o-series models accept), a budget of 1024 completion tokens sent as ``max_completion_tokens`` (for o-series models it
+covers the reasoning tokens too). Because the judge samples at temperature 1, a rerun without the cache can judge
+differently; the cache keeps a rescore stable.
+
+Every extraction carries ``method = judge:openai-judge@<version>`` and, in ``detail``, the requested judge model
+(``judge_model``), the model id the server reported (``served_model``), the raw reply and its token usage. A call that
+still fails after its retries is recorded as unparsed with ``detail["error"]`` (it counts as wrong), never answered
+by rules instead; a missing API key stops the scoring before anything is sent.
+
+Options come from ``--judge-arg key=value`` (``run``, ``rescore`` and ``import``) or ``judge_options`` in a run
+config; the key comes from ``OPENAI_API_KEY`` or the variable named by ``api_key_env``::
+
+    OPENAI_API_KEY=EMPTY vdpm-harness rescore results/gpt-4o/vlm4d --judge openai-judge \\
+        --judge-arg base_url=http://localhost:8000/v1 --judge-arg model=Qwen/Qwen2.5-72B-Instruct
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+
+from vdpm_harness import hookimpl
+from vdpm_harness.interfaces import Benchmark, Judge, JudgePrompt
+from vdpm_harness.plugins import PluginError
+from vdpm_harness.records import Extraction, Prediction, Sample
+from vdpm_harness_plugins.openai_client import DEFAULT_BASE_URL, ApiOptions, ChatClient, resolve_api_key
+
+
+def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``json_schema`` member of ``response_format``: a bare JSON schema is wrapped as a strict schema named after
+    its ``title``; an already wrapped ``{"name", "schema", ...}`` is passed as it is. Strict mode needs every property
+    required and ``additionalProperties: false`` (what pydantic's structured-output helper emits for VLM4D)."""
+    if "schema" in schema and "name" in schema:
+        return schema
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", str(schema.get("title") or "judgement"))[:64]
+    return {"name": name, "schema": schema, "strict": True}
+
+
+class OpenAIJudge(Judge):
+    """Judges responses with a chat model; the benchmark supplies the prompt and reads the reply."""
+
+    version = "1"
+
+    class Options(ApiOptions):
+        model: str = "o4-mini"
+        base_url: str = DEFAULT_BASE_URL
+        temperature: float = Field(default=1.0, ge=0)
+        max_tokens: int = Field(default=1024, ge=1, description="sent as max_completion_tokens")
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        resolve_api_key(self.options, "openai-judge")  # no key: a clear error now, before anything is scored
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.options.model, "base_url": self.options.base_url}
+
+    def payload(self, prompt: JudgePrompt) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.options.model,
+            "messages": prompt.messages,
+            "temperature": self.options.temperature,
+            "max_completion_tokens": self.options.max_tokens,
+        }
+        if prompt.response_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": json_schema_format(prompt.response_schema)}
+        return body
+
+    def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
+        try:
+            prompts = [benchmark.judge_prompt(sample, prediction.response or "") for sample, prediction in items]
+        except NotImplementedError as exc:
+            raise PluginError(f"judge '{self.id}' cannot score {benchmark.id}: {exc}") from exc
+        with ChatClient(self.id or "openai-judge", self.options) as client:
+            replies = client.complete_many([self.payload(prompt) for prompt in prompts])
+        extractions = []
+        for (sample, _), reply in zip(items, replies):
+            detail = {"judge_model": self.options.model, "served_model": reply.model, "usage": reply.usage}
+            if reply.error is not None:
+                extractions.append(Extraction(parsed=False, method=self.tag, detail={**detail, "error": reply.error}))
+                continue
+            try:
+                parsed = benchmark.parse_judgement(sample, reply.text)
+            except Exception as exc:  # noqa: BLE001 - a reply the benchmark cannot read is unparsed, not a crash
+                error = f"parse_judgement failed: {type(exc).__name__}: {exc}"
+                parsed = Extraction(parsed=False, method=self.tag, detail={"error": error})
+            detail = {**parsed.detail, **detail, "reply": reply.text}
+            extractions.append(parsed.model_copy(update={"method": self.tag, "detail": detail}))
+        return extractions
+
+
+@hookimpl
+def register_judges(register):
+    register(
+        "openai-judge",
+        OpenAIJudge,
+        description="LLM judge on any OpenAI-compatible endpoint (default o4-mini, as VLM4D); benchmark-owned prompts.",
+    )
