@@ -218,7 +218,8 @@ def test_rescore_with_a_judge_does_not_run_the_model(host, tmp_path):
     rules = json.loads((folder / "results.json").read_text())
     assert rules["scoring"] == "rules:mcq@1"
     judged = rescore(host, folder, "last-letter")
-    assert judged.scoring == "judge:last-letter@7" and judged.run.judge == {"id": "last-letter", "version": "7", "options": {}}
+    assert judged.scoring == "judge:last-letter@7"
+    assert judged.run.judge == {"id": "last-letter", "version": "7", "options": {}}
     assert judged.metrics["accuracy"].value == rules["metrics"]["accuracy"]["value"]  # "(A)" -> A either way
     assert json.loads((folder / "results.json").read_text())["scoring"] == "judge:last-letter@7"
     assert all(s["extraction"]["method"] == "judge:last-letter@7" for s in lines(folder / "scores.jsonl"))
