@@ -106,9 +106,12 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
             config_file, models, benches, model_arg, bench_arg, judge_arg, limit=limit, out=out, seed=seed, judge=judge,
             decode_workers=decode_workers, video_backend=video_backend,
         )  # fmt: skip
-        outcomes = Runner(config, get_host(), console).run()
+        runner = Runner(config, get_host(), console)
+        outcomes = runner.run()
     except (ConfigError, PluginError) as exc:
         fail(str(exc))
+    if not runner.dist.is_main:  # rank 0 reports for every rank
+        sys.exit(1 if any(o.error for o in outcomes) else 0)
     table = Table("model", "benchmark", "score", "n", "errors", "unparsed", "new", "reused", title="vdpm-harness run")
     for o in outcomes:
         if o.result is None:

@@ -12,6 +12,7 @@ The leaderboard (``<out>/leaderboard.*``) is a view regenerated from every ``res
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import traceback
@@ -27,6 +28,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .config import RunConfig, mask_secrets, redact, secret_values
+from .distributed import Distributed, WorkClaims
 from .interfaces import Benchmark, Judge, Model, PreparedRequest
 from .plugins import Host, PluginError
 from .records import (
@@ -189,26 +191,21 @@ class Inference:
             created=now(),
         )
 
-    def media_stream(self, items: list[WorkItem]) -> Iterator[tuple[WorkItem, Any]]:
+    def media_stream(self, items: Iterator[WorkItem]) -> Iterator[tuple[WorkItem, Any]]:
         """(item, decoded videos or the exception that stopped decoding), decoded ahead in worker processes."""
-        needs_frames = self.model.needs_frames and any(
-            not part.frames.blind for item in items for part in item.request.video_parts()
-        )
-        if not needs_frames:
+        if not self.model.needs_frames:
             yield from ((item, []) for item in items)
             return
         from .prefetch import Prefetcher
 
+        ahead, behind = itertools.tee(items)
         jobs = (
-            (
-                [(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()],
-                self.config.video_backend,
-            )
-            for item in items
+            ([(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], self.config.video_backend)
+            for item in ahead
         )
         with Prefetcher(decode_media, workers=self.config.decode_workers, depth=self.config.prefetch) as prefetcher:
             # the prefetcher keeps input order, so results line up with the items
-            for item, (_, result) in zip(items, prefetcher.map(jobs)):
+            for item, (_, result) in zip(behind, prefetcher.map(jobs)):
                 yield item, result
 
     def generate(self, batch: list[tuple[WorkItem, PreparedRequest]]) -> list[Prediction]:
@@ -229,7 +226,8 @@ class Inference:
                 response.seconds = round(elapsed, 4)
         return [self.record(item, response) for (item, _), response in zip(batch, responses)]
 
-    def run(self, items: list[WorkItem], progress: Progress | None = None) -> None:
+    def run(self, items: list[WorkItem], progress: Progress | None = None, claims: WorkClaims | None = None) -> None:
+        """Answer every item not stored yet. With ``claims`` (data parallel), only the chunks this process claims."""
         done = self.store.load()
         pending = []
         for item in items:
@@ -240,34 +238,49 @@ class Inference:
                 pending.append(item)
         task = None
         if progress is not None:
-            task = progress.add_task(f"{self.model.id} · {self.benchmark.id}", total=len(items), rate="")
+            title = f"{self.model.id} · {self.benchmark.id}" + (" (this rank)" if claims is not None else "")
+            task = progress.add_task(title, total=len(items), rate="")
             progress.update(task, completed=len(items) - len(pending))
-        failed_early = [item for item in pending if item.error]
-        self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=item.error))
-                           for item in failed_early])  # fmt: skip
-        runnable = [item for item in pending if not item.error]
-        started, finished = time.perf_counter(), len(failed_early)
-        if task is not None:
-            progress.advance(task, len(failed_early))
+        started, finished = time.perf_counter(), 0
+
+        def advance(n: int) -> None:
+            nonlocal finished
+            finished += n
+            if task is not None:
+                rate = finished / max(time.perf_counter() - started, 1e-9)
+                progress.update(task, advance=n, rate=f"{rate:.2f} samples/s")
+
+        def mine() -> Iterator[WorkItem]:
+            if claims is None:
+                yield from pending
+                return
+            wanted = {item.key for item in pending}
+            for index in range(0, len(items), claims.chunk_size):
+                todo = [item for item in items[index : index + claims.chunk_size] if item.key in wanted]
+                if todo and claims.claim(index // claims.chunk_size):
+                    yield from todo
+
+        def runnable() -> Iterator[WorkItem]:
+            for item in mine():
+                if item.error:  # the video could not even be probed
+                    self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=item.error))])
+                    advance(1)
+                else:
+                    yield item
+
         batch: list[tuple[WorkItem, PreparedRequest]] = []
 
         def flush():
-            nonlocal finished
             if batch:
                 self.store.append(self.generate(batch))
-                finished += len(batch)
-                if task is not None:
-                    rate = finished / max(time.perf_counter() - started, 1e-9)
-                    progress.update(task, advance=len(batch), rate=f"{rate:.2f} samples/s")
+                advance(len(batch))
                 batch.clear()
 
-        for item, media in self.media_stream(runnable):
+        for item, media in self.media_stream(runnable()):
             if isinstance(media, Exception):
                 reason = f"video error: {media}"
                 self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
-                finished += 1
-                if task is not None:
-                    progress.advance(task)
+                advance(1)
                 continue
             seed = sample_seed(self.config.seed, item.key)
             batch.append((item, PreparedRequest(item.request, item.key, seed, media)))
@@ -388,6 +401,7 @@ class Runner:
         self.out = Path(config.out)
         self.secrets = secret_values(config.model_dump(mode="json"))
         self._samples: dict[str, list[Sample]] = {}
+        self.dist = Distributed.from_env()
 
     def _build(self):
         """Create every plugin first, so a typo in any name or option fails before any model loads."""
@@ -439,6 +453,7 @@ class Runner:
         models, benches, judge = self._build()
         outcomes: list[PairOutcome] = []
         with make_progress(self.console) as progress:
+            progress = progress if self.dist.is_main else None
             for model_spec, model in models:
                 label = model_label(model, model_spec.label)
                 try:
@@ -446,7 +461,9 @@ class Runner:
                 except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
                     error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
                     self.console.print(f"[red]{escape(error)}[/red]", soft_wrap=True, highlight=False)
-                    outcomes += [PairOutcome(label, b.id, error=error) for _, b in benches]
+                    for _, benchmark in benches:
+                        self.dist.barrier()  # keep step with the other ranks, which run this pair
+                        outcomes.append(PairOutcome(label, benchmark.id, error=error))
                     continue
                 try:
                     for bench_spec, benchmark in benches:
@@ -454,38 +471,55 @@ class Runner:
                 finally:
                     model.close()
         results = [o.result for o in outcomes if o.result is not None]
-        if results:
-            written = write_leaderboard(self.host, self.out)
-            for path in written:
-                self.console.print(f"wrote {path}", soft_wrap=True, highlight=False)
-        self.host.pm.hook.run_finished(results=results, out_dir=self.out)
+        if self.dist.is_main:
+            if results:
+                for path in write_leaderboard(self.host, self.out):
+                    self.console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+            self.host.pm.hook.run_finished(results=results, out_dir=self.out)
         return outcomes
 
     def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress) -> PairOutcome:
+        """Infer on every rank, then (after one barrier) score and report on rank 0."""
         folder = self.out / label / benchmark.id
         outcome = PairOutcome(label, benchmark.id)
         try:
             run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(folder / "run.json", run.model_dump_json(indent=2))
+            if self.dist.is_main:
+                write_atomic(folder / "run.json", run.model_dump_json(indent=2))
             samples = self.samples(benchmark)
             items = plan(benchmark, model, samples, bench_spec.frames)
-            store = PredictionStore(folder)
+            store = PredictionStore(folder, shard=self.dist.shard())
+            claims = None
+            if self.dist.active:
+                claims = WorkClaims(folder, self.dist.launch_id, chunk_size=max(2 * model.batch_size, 4))
             inference = Inference(model, benchmark, store, self.config, self.secrets)
-            inference.run(items, progress)
+            inference.run(items, progress, claims)
             outcome.counts = inference.counts
+        except PluginError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
+            self._fail(outcome, exc)
+        self.dist.barrier()  # every rank's shard is complete past this point
+        outcome.counts = self.dist.sum_counts(outcome.counts)
+        if outcome.error or not self.dist.is_main:
+            return outcome
+        try:
+            if claims is not None:
+                claims.clear()
             # an API model learns its served revision only from its replies: record what is known now
             run.model.update(mask_secrets({"revision": model.revision(), "details": model.describe()}))
             write_atomic(folder / "run.json", run.model_dump_json(indent=2))
             predictions = current_predictions(store, items)
             outcome.result = finish_pair(self.host, benchmark, label, folder, samples, predictions, run, judge)
-        except PluginError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
-            outcome.error = redact(f"{label} on {benchmark.id}: {type(exc).__name__}: {exc}", self.secrets)
-            log.debug("%s", traceback.format_exc())
-            self.console.print(f"[red]{escape(outcome.error)}[/red]", soft_wrap=True, highlight=False)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(outcome, exc)
         return outcome
+
+    def _fail(self, outcome: PairOutcome, exc: Exception) -> None:
+        outcome.error = redact(f"{outcome.label} on {outcome.benchmark}: {type(exc).__name__}: {exc}", self.secrets)
+        log.debug("%s", traceback.format_exc())
+        self.console.print(f"[red]{escape(outcome.error)}[/red]", soft_wrap=True, highlight=False)
 
 
 # --- rescore ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""Data parallel on the CPU: several processes under torchrun (gloo), dynamic chunk claiming, merged results equal
+to a single process's, every sample computed once, and a kill -9 resumed with a different process count."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vdpm_harness.distributed import WorkClaims
+from vdpm_harness.store import PredictionStore
+
+from .conftest import cli_env, run_cli
+
+pytest.importorskip("torch")
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+def torchrun(n: int, *args: str, wait: bool = True, log: Path | None = None):
+    command = [str(TORCHRUN), "--standalone", f"--nproc_per_node={n}", "-m", "vdpm_harness", *args]
+    env = cli_env(OMP_NUM_THREADS="1")
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def responses(folder: Path) -> dict[str, str]:
+    return {p.sample_id: p.response for p in PredictionStore(folder).load().values()}
+
+
+def test_claims_are_exclusive(tmp_path):
+    a, b = WorkClaims(tmp_path, "launch1", 4), WorkClaims(tmp_path, "launch1", 4)
+    assert a.claim(0) and not b.claim(0) and b.claim(1) and not a.claim(1)
+    assert WorkClaims(tmp_path, "launch2", 4).claim(0)  # a new launch claims afresh
+    a.clear()
+    assert not (tmp_path / "claims").exists()
+
+
+def test_three_processes_equal_one(tmp_path):
+    args = ["run", "--model", "random", "--bench", "motion-basics", "--model-arg", "batch_size=2", "--seed", "3"]
+    run_cli(*args, "--out", str(tmp_path / "one"))
+    torchrun(3, *args, "--out", str(tmp_path / "three"))
+    [one] = (tmp_path / "one").glob("random*/motion-basics")
+    [three] = (tmp_path / "three").glob("random*/motion-basics")
+    assert responses(three) == responses(one) and len(responses(one)) == 36
+    assert {p.name for p in three.glob("predictions*.jsonl")} <= {f"predictions.rank{r}.jsonl" for r in range(3)}
+    assert sum(len(p.read_text().splitlines()) for p in three.glob("predictions*.jsonl")) == 36  # no duplicates
+    r1, r3 = (json.loads((f / "results.json").read_text()) for f in (one, three))
+    assert r1["metrics"] == r3["metrics"] and r3["n_samples"] == 36
+    assert not (three / "claims").exists()
+
+
+def test_kill_one_launch_and_resume_with_another_process_count(tmp_path):
+    out, log, data = tmp_path / "res", tmp_path / "computed.log", tmp_path / "videos"
+    args = ["run", "--model", "echo", "--bench", "fixture-videos", "--out", str(out), "--decode-workers", "0",
+            "--model-arg", "delay=0.1", "--model-arg", "batch_size=1", "--model-arg", f"log={log}",
+            "--bench-arg", f"data_dir={data}", "--bench-arg", "broken=false", "--bench-arg", "n_videos=16"]  # fmt: skip
+    proc = torchrun(3, *args, wait=False)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        lines = sum(len(p.read_text().splitlines()) for p in out.rglob("predictions*.jsonl"))
+        if lines >= 12:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    [folder] = {p.parent for p in out.rglob("predictions.rank*.jsonl")}
+    # with a slow model every rank takes chunks (dynamic claiming shares the work)
+    assert len([p for p in folder.glob("predictions.rank*.jsonl") if p.stat().st_size]) == 3
+    stored_before = {p.sample_id for p in PredictionStore(folder).load().values()}
+    assert 12 <= len(stored_before) < 48
+    computed_before = len(log.read_text().splitlines())
+
+    torchrun(2, *args)
+    final = PredictionStore(folder).load()
+    assert len(final) == 48 and all(p.status == "ok" for p in final.values())
+    lines = [json.loads(x) for p in folder.glob("predictions*.jsonl") for x in p.read_text().splitlines() if x.strip()]
+    complete = [x for x in lines if x["status"] == "ok"]
+    assert len({x["key"] for x in complete}) == 48
+    recomputed = log.read_text().splitlines()[computed_before:]
+    assert not set(recomputed) & stored_before  # nothing stored was computed again
+    assert len(recomputed) == len(set(recomputed)) == 48 - len(stored_before)  # each missing sample once
+    assert json.loads((folder / "results.json").read_text())["n_samples"] == 48
