@@ -49,6 +49,7 @@ import click
 from pydantic import Field, model_validator
 
 from vdpm_harness import hookimpl
+from vdpm_harness.distributed import local_rank
 from vdpm_harness.interfaces import Model, PreparedRequest
 from vdpm_harness.records import FramePolicy, ImagePart, Response, Strict, TextPart, VideoPart
 
@@ -79,8 +80,9 @@ class QwenOptions(Strict):
     random_weights: bool = Field(default=False, description="build from the config with random weights")
     local_files_only: bool = Field(default=True, description="never touch the network unless false")
     vision_attention: Literal["transformers", "auto", "varlen", "padded"] = Field(
-        default="transformers",
-        description="vision-tower attention (qwen_vision_attention); transformers' own by default",
+        default="auto",
+        description="vision-tower attention (qwen_vision_attention): auto = one varlen flash call on CUDA, one "
+        "padded SDPA call elsewhere; transformers = its own window-by-window loop",
     )
     preprocess_device: str = Field(
         default="auto",
@@ -136,8 +138,11 @@ class Qwen25VL(Model):
     def device(self):
         import torch
 
-        if self.options.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.options.device in ("auto", "cuda"):
+            if torch.cuda.is_available():  # under torchrun each process takes its own GPU
+                return torch.device(f"cuda:{local_rank()}")
+            if self.options.device == "auto":
+                return torch.device("cpu")
         return torch.device(self.options.device)
 
     @property

@@ -1,0 +1,372 @@
+"""DSR-Bench-shaped inference throughput on one GPU: the naive loop of the original code against the harness.
+
+Workload (issue 5): synthetic 1280x720 H.264 videos of 20-120 s, 32 frames each at the official pixel setting (at
+most 768*28*28 pixels per frame), the DSR prompt, a short answer, through a randomly initialised Qwen2.5-VL-7B of the
+real configuration in bf16 (a random model of the real size costs the same time as a trained one).
+
+Paths, on the same samples in one run:
+
+* naive: what the original evaluation did: one sample at a time, the video decoded inline, the processor on the
+  CPU, transformers' default attention (the vision tower runs its windows one by one);
+* harness: ``vdpm-harness``'s own pipeline (``Runner`` with the ``qwen25vl`` plugin): decoding in worker processes
+  ahead of the model, batched generation, the batched vision attention, preprocessing on the GPU. Run at batch size 1
+  (to compare predictions with the naive loop) and at ``--batch-size``.
+
+Reported: samples/s, projected time for all 1,484 DSR-Bench samples, GPU busy fraction (NVML utilisation sampled
+every 20 ms), model FLOP utilisation of the whole run (analytic model FLOPs / wall time / peak), peak GPU memory,
+and the fraction of greedy predictions that differ from the naive loop's.
+
+    python bench/bench_dsr_gpu.py --samples 200 --videos 50 --out results-bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DSR_PROMPT = (
+    "\nThese are the frames of a video. Select the best answer to the following multiple-choice question based on "
+    "the video. Respond with only the letter (A, B, C, or D) of the correct option.\n"
+)
+QUESTIONS = [
+    ("From the camera's perspective, in which direction does the person move?", ["Left", "Right", "Forward", "Back"]),
+    ("Does the distance between the car and the camera become larger or smaller?",
+     ["Become larger", "Become smaller", "Stay the same", "First larger, then smaller"]),
+    ("Which object moves faster during the video?", ["The dog", "The ball", "The person", "The cyclist"]),
+]  # fmt: skip
+FULL_BENCHMARK = 1484
+H100_BF16_PEAK = 989e12  # dense bf16 TFLOP/s of an H100 SXM (NVIDIA's datasheet), the MFU denominator
+H200_BF16_PEAK = 989e12
+
+
+# --- workload ---------------------------------------------------------------------------------------------------------
+
+
+def render_video(job) -> str:
+    """A textured, panning clip with a moving square (deterministic per seed), encoded with libx264."""
+    path, seconds, fps, seed, width, height = job
+    from vdpm_harness.video import write_video
+
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 255, size=(height // 8 + 2, width // 8 + 400, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(texture, 8, axis=0), 8, axis=1)
+
+    def frames():
+        for t in range(int(seconds * fps)):
+            x = (t * 3) % (texture.shape[1] - width)
+            frame = texture[:height, x : x + width].copy()
+            cx = int(width / 2 + width * 0.4 * math.sin(t / 40))
+            cy = int(height / 2 + height * 0.35 * math.cos(t / 55))
+            frame[max(cy - 60, 0) : cy + 60, max(cx - 60, 0) : cx + 60] = (220, 40, 40)
+            yield frame
+
+    write_video(path, frames(), fps, crf=23, preset="ultrafast", gop=int(fps * 2))
+    return path
+
+
+def make_videos(folder: Path, count: int, seed: int, workers: int, size=(1280, 720, 20, 120)) -> list[Path]:
+    """``count`` clips of ``size = (width, height, shortest s, longest s)``, durations uniform in between, 30 fps."""
+    width, height, shortest, longest = size
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    jobs = [(str(folder / f"clip_{i:03d}.mp4"), float(rng.uniform(shortest, longest)), 30, seed + i, width, height)
+            for i in range(count)]  # fmt: skip
+    todo = [job for job in jobs if not Path(job[0]).exists()]
+    if todo:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(render_video, todo))
+    return [Path(job[0]) for job in jobs]
+
+
+CATEGORIES = ["abs_dis", "abs_dir", "abs_ori", "abs_spd", "abs_spd_comp", "abs_dir_pred", "rel_dis", "rel_dir",
+              "rel_ori", "rel_spd", "rel_spd_comp", "rel_dir_pred", "non_temp"]  # fmt: skip
+
+
+def write_dsr_table(folder: Path, videos: list[Path], count: int) -> Path:
+    """``count`` questions over the videos as a DSR-Bench table (VLMEvalKit's TSV layout), read by the ``dsr``
+    benchmark plugin exactly like the real one."""
+    import csv
+
+    path = folder / "DSRBench.tsv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["index", "video", "question", "options", "answer", "task_type"])
+        for i in range(count):
+            question, options = QUESTIONS[i % len(QUESTIONS)]
+            letters = [f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)]
+            writer.writerow([i, videos[i % len(videos)].name, question, json.dumps(letters), "A",
+                             CATEGORIES[i % len(CATEGORIES)]])  # fmt: skip
+    return path
+
+
+def bench_args(video_dir: Path, policy, max_new_tokens: int) -> tuple[str, ...]:
+    return (f"data_dir={video_dir}", f"frames={policy.model_dump_json(exclude_defaults=True)}",
+            f"max_new_tokens={max_new_tokens}")  # fmt: skip
+
+
+# --- measurement ------------------------------------------------------------------------------------------------------
+
+
+class GpuMonitor:
+    """Samples NVML utilisation (the fraction of time a kernel ran) every ``interval`` seconds in a thread."""
+
+    def __init__(self, interval: float = 0.02, enabled: bool = True):
+        self.enabled = enabled
+        if enabled:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        self.interval = interval
+        self.values: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.values.append(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.enabled:
+            self._thread.join()
+
+    @property
+    def busy(self) -> float:
+        return float(np.mean(self.values)) / 100 if self.values else float("nan")
+
+
+def model_flops(config, prompt_tokens: int, vision_patches: int, new_tokens: int) -> float:
+    """Forward FLOPs of one sample: 2 x parameters x tokens for the language model (prompt and generated tokens)
+    and the vision tower (patches), plus the attention score and value products of both."""
+    text, vision = config.text_config, config.vision_config
+    head_dim = text.hidden_size // text.num_attention_heads
+    lm_params = _lm_params(text)
+    lm = 2 * lm_params * (prompt_tokens + new_tokens)
+    lm_attention = 4 * text.num_hidden_layers * text.num_attention_heads * head_dim * prompt_tokens**2 / 2  # causal
+    vision_params = _vision_params(vision)
+    tower = 2 * vision_params * vision_patches
+    window = (vision.window_size // vision.patch_size) ** 2
+    full_blocks = len(vision.fullatt_block_indexes)
+    frames = max(vision_patches // 2880, 1)
+    per_frame = vision_patches / frames
+    attention = (
+        4 * vision.hidden_size * vision_patches * ((vision.depth - full_blocks) * window + full_blocks * per_frame)
+    )
+    return lm + lm_attention + tower + attention
+
+
+def _lm_params(text) -> int:
+    h, i, layers = text.hidden_size, text.intermediate_size, text.num_hidden_layers
+    kv = text.num_key_value_heads * (h // text.num_attention_heads)
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * i
+    return layers * per_layer + text.vocab_size * h  # the output projection counts; the embedding lookup does not
+
+
+def _vision_params(vision) -> int:
+    h, i = vision.hidden_size, vision.intermediate_size
+    per_block = 4 * h * h + 3 * h * i
+    merger = (h * 4) ** 2 + h * 4 * vision.out_hidden_size
+    return vision.depth * per_block + merger
+
+
+# --- the two paths ----------------------------------------------------------------------------------------------------
+
+
+def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: str) -> dict:
+    """The original loop: per sample, decode inline, process on the CPU, generate one at a time."""
+    import torch
+    from transformers import AutoProcessor
+
+    from vdpm_harness.records import TextPart
+    from vdpm_harness.video import decode
+    from vdpm_harness_plugins.models.qwen25vl import load_random_model
+
+    model, config = load_random_model(model_dir, dtype=dtype, device=device, vision_attention="transformers")
+    processor = AutoProcessor.from_pretrained(model_dir)
+    cuda = device.startswith("cuda")
+    outputs, stats = [], {"prompt_tokens": 0, "patches": 0, "flops": 0.0}
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with GpuMonitor(enabled=cuda) as monitor:
+        for sample in benchmark.samples():
+            request = benchmark.build_request(sample)
+            [part] = request.video_parts()
+            video = decode(part.video, part.frames)
+            content = [{"type": "text", "text": p.text} if isinstance(p, TextPart) else {"type": "video"}
+                       for p in request.messages[0].content]  # fmt: skip
+            messages = [{"role": "user", "content": content}]
+            chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            inputs = processor(
+                text=[chat], videos=[video.frames], return_tensors="pt",
+                videos_kwargs={"video_metadata": [video.metadata()], "do_sample_frames": False,
+                               "size": {"shortest_edge": 28 * 28, "longest_edge": part.frames.max_pixels},
+                               "cap_pixels_per_frame": True},
+            ).to(device)  # fmt: skip
+            with torch.no_grad():
+                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            new = out[0, inputs["input_ids"].shape[1] :].tolist()
+            outputs.append((sample.sample_id, new))
+            patches = int(np.prod(inputs["video_grid_thw"][0].tolist()))
+            stats["prompt_tokens"] += inputs["input_ids"].shape[1]
+            stats["patches"] += patches
+            stats["flops"] += model_flops(config, inputs["input_ids"].shape[1], patches, len(new))
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    del model
+    if cuda:
+        torch.cuda.empty_cache()
+    return {"wall": wall, "busy": monitor.busy, "peak_mem": peak, "tokens": dict(outputs), **stats}
+
+
+def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: int, out: Path, device: str,
+            dtype: str, limit: int | None = None) -> dict:  # fmt: skip
+    """The harness's own pipeline: ``Runner`` with the ``qwen25vl`` plugin on the ``dsr`` benchmark plugin."""
+    import torch
+
+    from vdpm_harness.config import build_config
+    from vdpm_harness.pipeline import Runner
+    from vdpm_harness.plugins import get_host
+    from vdpm_harness.store import PredictionStore
+
+    config = build_config(
+        models="qwen25vl", benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
+        limit=limit, bench_args=args,
+        model_args=(f"path={model_dir}", "random_weights=true", f"dtype={dtype}", f"device={device}",
+                    f"batch_size={batch_size}", "vision_attention=auto", "preprocess_device=auto"),
+    )  # fmt: skip
+    config.models[0].label = label = f"qwen7b-random-bs{batch_size}"
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    with GpuMonitor(enabled=cuda) as monitor:
+        [outcome] = Runner(config, get_host()).run()
+    wall = time.perf_counter() - start
+    if outcome.result is None:
+        raise RuntimeError(outcome.error)
+    records = PredictionStore(out / label / "dsr").load().values()
+    return {"wall": wall, "busy": monitor.busy, "peak_mem": torch.cuda.max_memory_allocated() if cuda else 0,
+            "tokens": {r.sample_id: r.usage.get("output_ids") for r in records}, "n": len(records),
+            "errors": outcome.result.n_errors}  # fmt: skip
+
+
+# --- main -------------------------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--videos", type=int, default=50, help="distinct videos (DSR-Bench: ~2.6 questions a video)")
+    parser.add_argument("--video-dir", type=Path, default=Path("/tmp/dsr-bench-videos"))
+    parser.add_argument("--model-dir", type=Path, default=Path("/tmp/qwen25vl-7b-random"))
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=12, help="decode worker processes of the harness path")
+    parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--paths", default="naive,harness1,harness", help="which paths to run, in order")
+    parser.add_argument("--identity-samples", type=int, default=50,
+                        help="samples of the batch-size-1 harness run whose predictions are compared with naive")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("results-bench"))
+    parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CPU check of the script itself: tiny model, small short videos, fp32")  # fmt: skip
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from vdpm_harness.config import parse_assignments
+    from vdpm_harness.records import FramePolicy
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    device, dtype = ("cpu", "float32") if args.smoke else ("cuda", "bfloat16")
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke test)"
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else (H200_BF16_PEAK if "H200" in gpu else H100_BF16_PEAK)
+    t0 = time.perf_counter()
+    size = (320, 180, 2, 4) if args.smoke else (1280, 720, 20, 120)
+    videos = make_videos(args.video_dir, args.videos, seed=7, workers=os.cpu_count() or 4, size=size)
+    print(f"videos ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    if not (args.model_dir / "config.json").exists():
+        if args.smoke:
+            from vdpm_harness_plugins.models.qwen25vl_tiny import make_tiny
+
+            make_tiny(args.model_dir)
+        else:
+            from vdpm_harness_plugins.models.qwen25vl import write_random_checkpoint
+
+            write_random_checkpoint(args.model_dir, "7b")
+    write_dsr_table(args.video_dir, videos, args.samples)
+    pixels = 64 * 28 * 28 if args.smoke else 768 * 28 * 28
+    policy = FramePolicy(nframes=32, max_pixels=pixels, size_multiple=28)
+    dsr_args = bench_args(args.video_dir, policy, args.max_new_tokens)
+
+    report = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(), "samples": args.samples,
+              "videos": len(videos), "batch_size": args.batch_size, "workers": args.workers,
+              "max_new_tokens": args.max_new_tokens, "peak_flops": peak, "paths": {}}  # fmt: skip
+    runs = {}
+    for name in args.paths.split(","):
+        if name == "naive":
+            from vdpm_harness.plugins import get_host
+
+            benchmark = get_host().create("benchmarks", "dsr", {k: v for _, k, v in parse_assignments(dsr_args, "")})
+            runs[name] = naive(benchmark, args.model_dir, args.max_new_tokens, device, dtype)
+        else:
+            bs = 1 if name == "harness1" else args.batch_size
+            limit = args.identity_samples if name == "harness1" else None
+            runs[name] = harness(args.model_dir, dsr_args, bs, args.workers, args.out / f"run-{name}", device, dtype,
+                                 limit)  # fmt: skip
+        print(f"{name}: {runs[name]['wall']:.1f} s", flush=True)
+    flops = runs["naive"]["flops"] / args.samples if "naive" in runs else None
+    for name, run in runs.items():
+        n = len(run["tokens"])
+        rate = n / run["wall"]
+        entry = {"samples": n, "wall_s": run["wall"], "samples_per_s": rate, "projected_full_min": FULL_BENCHMARK / rate / 60,
+                 "gpu_busy": run["busy"], "peak_mem_gib": run["peak_mem"] / 2**30,
+                 "mfu": flops * rate / peak if flops else None}  # fmt: skip
+        if name != "naive" and "naive" in runs:
+            reference = runs["naive"]["tokens"]
+            entry["differs_from_naive"] = float(np.mean([reference[k] != v for k, v in run["tokens"].items()]))
+            entry["speedup_vs_naive"] = rate / (args.samples / runs["naive"]["wall"])
+        report["paths"][name] = entry
+    if "naive" in runs:
+        report["prompt_tokens_per_sample"] = runs["naive"]["prompt_tokens"] / args.samples
+        report["patches_per_sample"] = runs["naive"]["patches"] / args.samples
+        report["model_tflop_per_sample"] = flops / 1e12
+    (args.out / "bench_dsr_gpu.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(
+        "\n| path | samples | samples/s | projected 1,484 samples | GPU busy | MFU | peak memory | differs from naive |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, e in report["paths"].items():
+        mfu = f"{e['mfu']:.1%}" if e["mfu"] is not None else "-"
+        diff = f"{e['differs_from_naive']:.1%}" if "differs_from_naive" in e else "-"
+        print(
+            f"| {name} | {e['samples']} | {e['samples_per_s']:.3f} | {e['projected_full_min']:.1f} min | {e['gpu_busy']:.0%} | {mfu} "
+            f"| {e['peak_mem_gib']:.1f} GiB | {diff} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
