@@ -439,7 +439,11 @@ def write_video(
             frame = np.asarray(frame)
             if frame.shape != first.shape or frame.dtype != np.uint8:
                 raise ValueError(f"write_video: frame {i} is {frame.dtype} {frame.shape}, expected uint8 {first.shape}")
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            # convert to the encoder's format here: left to the encoder, the conversion made x264's output vary
+            # from run to run (seen with PyAV 18.1 and presets other than ultrafast)
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+                format="yuv420p"
+            )
             video_frame.pts = i
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode())
