@@ -335,7 +335,9 @@ def main(argv=None):
             limit = args.identity_samples if name == "harness1" else None
             runs[name] = harness(args.model_dir, dsr_args, bs, args.workers, args.out / f"run-{name}", device, dtype,
                                  limit)  # fmt: skip
-        print(f"{name}: {runs[name]['wall']:.1f} s", flush=True)
+        run = runs[name]
+        print(f"{name}: {len(run['tokens'])} samples in {run['wall']:.1f} s, GPU busy {run['busy']:.0%}, "
+              f"peak {run['peak_mem'] / 2**30:.1f} GiB", flush=True)  # fmt: skip
     flops = runs["naive"]["flops"] / args.samples if "naive" in runs else None
     for name, run in runs.items():
         n = len(run["tokens"])

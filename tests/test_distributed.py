@@ -38,8 +38,11 @@ def responses(folder: Path) -> dict[str, str]:
 def test_claims_are_exclusive(tmp_path):
     a, b = WorkClaims(tmp_path, "launch1", 4), WorkClaims(tmp_path, "launch1", 4)
     assert a.claim(0) and not b.claim(0) and b.claim(1) and not a.claim(1)
-    assert WorkClaims(tmp_path, "launch2", 4).claim(0)  # a new launch claims afresh
-    a.clear()
+    other = WorkClaims(tmp_path, "launch2", 4)
+    assert other.claim(0)  # a new launch claims afresh
+    a.clear()  # removes only its own launch's claims
+    assert not (tmp_path / "claims" / "launch1").exists() and (tmp_path / "claims" / "launch2" / "0000000").exists()
+    other.clear()
     assert not (tmp_path / "claims").exists()
 
 
@@ -60,22 +63,24 @@ def test_three_processes_equal_one(tmp_path):
 def test_kill_one_launch_and_resume_with_another_process_count(tmp_path):
     out, log, data = tmp_path / "res", tmp_path / "computed.log", tmp_path / "videos"
     args = ["run", "--model", "echo", "--bench", "fixture-videos", "--out", str(out), "--decode-workers", "0",
-            "--model-arg", "delay=0.1", "--model-arg", "batch_size=1", "--model-arg", f"log={log}",
+            "--model-arg", "delay=0.3", "--model-arg", "batch_size=1", "--model-arg", f"log={log}",
             "--bench-arg", f"data_dir={data}", "--bench-arg", "broken=false", "--bench-arg", "n_videos=16"]  # fmt: skip
     proc = torchrun(3, *args, wait=False)
     deadline = time.time() + 180
     while time.time() < deadline:
         lines = sum(len(p.read_text().splitlines()) for p in out.rglob("predictions*.jsonl"))
-        if lines >= 12:
+        if lines >= 16:
             break
         time.sleep(0.1)
+    # kill -9 the launcher and every process of the launch (torchrun starts its workers in their own sessions)
+    subprocess.run(["pkill", "-KILL", "-f", str(out)], check=False)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     [folder] = {p.parent for p in out.rglob("predictions.rank*.jsonl")}
-    # with a slow model every rank takes chunks (dynamic claiming shares the work)
-    assert len([p for p in folder.glob("predictions.rank*.jsonl") if p.stat().st_size]) == 3
+    # with a slow model the ranks share the work (dynamic claiming; a rank that started late may have none yet)
+    assert len([p for p in folder.glob("predictions.rank*.jsonl") if p.stat().st_size]) >= 2
     stored_before = {p.sample_id for p in PredictionStore(folder).load().values()}
-    assert 12 <= len(stored_before) < 48
+    assert 16 <= len(stored_before) < 48
     computed_before = len(log.read_text().splitlines())
 
     torchrun(2, *args)

@@ -99,5 +99,10 @@ class WorkClaims:
         return True
 
     def clear(self) -> None:
-        """Remove the claims of every launch (called by rank 0 once all ranks are done)."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove this launch's claims (called by rank 0 once all its ranks are done). Other launches' claims stay:
+        processes of an earlier launch that outlived their launcher may still be using theirs."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.root.rmdir()  # only if no other launch is active
+        except OSError:
+            pass

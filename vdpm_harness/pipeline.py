@@ -104,7 +104,10 @@ def decode_media(job: tuple[list[tuple[str, dict]], str | None]) -> list:
     from .video import decode
 
     parts, backend = job
-    return [decode(path, FramePolicy.model_validate(policy), backend=backend) for path, policy in parts]
+    policies = [FramePolicy.model_validate(policy) for _, policy in parts]
+    if all(policy.blind for policy in policies):  # a blind (text-only) request never touches its files
+        return []
+    return [decode(path, policy, backend=backend) for (path, _), policy in zip(parts, policies)]
 
 
 def make_progress(console: Console) -> Progress:

@@ -432,7 +432,8 @@ def write_video(
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.codec_context.options = {"crf": str(crf), "preset": preset}
+        # mbtree=0: x264's macroblock-tree rate control made the output differ from run to run on AVX-512 machines
+        stream.codec_context.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
         if gop:
             stream.codec_context.gop_size = gop
         for i, frame in enumerate(itertools.chain([first], frames)):

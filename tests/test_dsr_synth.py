@@ -1,0 +1,81 @@
+"""The dsr-synth benchmark: built on first use from rendered scenes, checksummed, evaluated exactly like DSR-Bench (the
+dsr plugin reads the generated TSV), with the 12-category breakdown of VLMEvalKit's reporting order."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vdpm_harness.records import FramePolicy
+from vdpm_harness.scene import SceneTrack
+from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, PRE_PROMPT, DSRBench
+from vdpm_harness_plugins.benchmarks.dsr_synth import CHECKSUMS, DSRSynth
+
+from .conftest import run_cli
+
+#: A small set: 3 scenes at 160x120 with 40 attempts each yield all 12 template types (68 questions at this seed).
+SMALL = {"n_videos": 3, "qa_per_video": 40, "width": 160, "height": 120}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return DSRSynth(SMALL)
+
+
+def test_random_model_gives_the_12_category_breakdown(tmp_path):
+    """`vdpm-harness run --model random --bench dsr-synth` end to end through the command line."""
+    args = [f"--bench-arg={key}={value}" for key, value in SMALL.items()]
+    run_cli("run", "--model", "random", "--bench", "dsr-synth", *args, "--out", str(tmp_path / "res"), "--seed", "1")
+    [results] = (tmp_path / "res").glob("random/dsr-synth/results.json")
+    result = json.loads(results.read_text())
+    assert result["category_order"] == CATEGORIES[:12]  # VLMEvalKit's order, without non_temp
+    assert sum(c["accuracy"]["n"] for c in result["categories"].values()) == result["n_samples"] > 0
+    assert result["n_errors"] == 0 and result["unparsed_rate"] == 0
+    # the dsr scoring: the headline rule extractor plus the VLMEvalKit and fork decisions side by side
+    assert {"accuracy", "accuracy_vlmevalkit", "accuracy_fork"} <= set(result["metrics"])
+    record = json.loads((results.parent / "run.json").read_text())
+    assert record["benchmark"]["dataset_revision"].startswith("sha256:")
+
+
+def test_the_dsr_plugin_reads_the_generated_table(bench):
+    """Same samples and byte-identical requests from dsr (layout=vlmevalkit) pointed at the built folder."""
+    samples = list(bench.samples())
+    dsr = DSRBench({"data_dir": str(bench.folder), "layout": "vlmevalkit"})
+    assert [s.model_dump() for s in dsr.samples()] == [s.model_dump() for s in samples]
+    assert {s.category for s in samples} == set(CATEGORIES[:12])
+    for sample in samples[:5]:
+        request = bench.build_request(sample)
+        assert request.prompt_hash() == dsr.build_request(sample).prompt_hash()
+        assert request.messages[0].content[0].text == PRE_PROMPT  # upstream VLMEvalKit layout, 32 frames
+        assert request.video_parts()[0].frames == FramePolicy(nframes=32)
+    fork = DSRSynth({**SMALL, "prompt": "dsr_fork"}).build_request(samples[0])
+    assert fork.messages[0].content[0].text == "" and fork.messages[0].content[2].text == PRE_PROMPT
+
+
+def test_answers_come_from_the_tracks(bench):
+    """Every question of the TSV has its provenance, its track beside it and the correct option text there."""
+    samples = {s.sample_id: s for s in bench.samples()}
+    provenance = [json.loads(line) for line in (bench.folder / "provenance.jsonl").read_text().splitlines()]
+    assert len(provenance) == len(samples)
+    for record in provenance:
+        sample = samples[str(record["index"])]
+        assert sample.options["ABCD".index(sample.answer)] == f"{sample.answer}. {record['answer']}"
+        track = SceneTrack.load(bench.folder / record["track"])
+        np.testing.assert_array_equal(track.timestamps[record["sampled_frames"]].round(1), record["sampled_times"])
+
+
+def test_build_is_deterministic_and_checksummed(bench, tmp_path):
+    """Building the same options twice gives the same files; a changed file is reported by name and stops a run."""
+    first = json.loads((bench.folder / CHECKSUMS).read_text())["files"]
+    copy = DSRSynth({**SMALL, "data_dir": str(tmp_path / "copy")})
+    assert copy.dataset_revision() == bench.dataset_revision()
+    assert json.loads((tmp_path / "copy" / CHECKSUMS).read_text())["files"] == first
+    assert "DSRBench.tsv" in first and "scene_0000.mp4" in first and "scene_0000.npz" in first
+    (tmp_path / "copy" / "scene_0001.mp4").write_bytes(b"tampered")
+    tampered = DSRSynth({**SMALL, "data_dir": str(tmp_path / "copy")})
+    assert tampered.verify() == [f"{tmp_path / 'copy' / 'scene_0001.mp4'}: missing or checksum mismatch; delete "
+                                 f"{tmp_path / 'copy'} to rebuild the dsr-synth data"]  # fmt: skip
+    with pytest.raises(RuntimeError, match="scene_0001.mp4: missing or checksum mismatch"):
+        list(tampered.samples())
+    other = DSRSynth({**SMALL, "seed": 5})
+    assert other.folder != bench.folder  # every option that shapes the data names the cache folder

@@ -1,0 +1,193 @@
+"""``dsr-synth``: DSR-Bench's 12 template categories on procedurally rendered scenes with exact answers.
+
+The data is built on first use from a fixed seed, with no download: ``synth-scenes`` renders ``n_videos`` scenes
+(H.264 videos and their exact SceneTracks), then ``dsr-templates`` writes ``qa_per_video`` attempts of the 12 DSR
+templates per scene into ``DSRBench.tsv`` (VLMEvalKit's layout). Building the default set (24 videos of 6 s at
+320x240) takes about 15 seconds on one core. It lands in a cache folder named after every option that shapes the
+data (``$VDPM_CACHE`` or ``~/.cache/vdpm-harness``) with ``dsr_synth.json`` holding the sha256 of every file,
+verified on every load and summarised in the run's dataset revision.
+
+Evaluation is exactly DSR-Bench's: the ``dsr`` benchmark (:class:`~.dsr.DSRBench`) reads the generated table, so the
+prompt (``vlmevalkit`` or ``dsr_fork``), the 32 frames, the extractor with its VLMEvalKit and fork cross-checks, and
+the per-category accuracy (here over the 12 template types; there is no ``non_temp``) are the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from vdpm_harness import hookimpl
+from vdpm_harness.interfaces import MCQBenchmark
+from vdpm_harness.records import Extraction, FramePolicy, Request, Sample, Score, Strict, stable_hash
+from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, DSRBench
+from vdpm_harness_plugins.benchmarks.motion_basics import cache_root
+from vdpm_harness_plugins.generators.dsr_qa import TemplateOptions
+
+CHECKSUMS = "dsr_synth.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DSRSynth(MCQBenchmark):
+    """The synthetic DSR set; see the module docstring. ``inner`` is the ``dsr`` benchmark over the built folder."""
+
+    version = "1"
+    categories = CATEGORIES[:12]
+
+    class Options(Strict):
+        n_videos: int = Field(default=24, ge=1, description="Rendered scenes.")
+        qa_per_video: int = Field(default=10, ge=1, description="Template attempts per scene (the original's qa_num).")
+        seed: int = Field(default=20251224, description="Seed of the scenes and of the questions.")
+        width: int = Field(default=320, ge=16)
+        height: int = Field(default=240, ge=16)
+        fps: float = Field(default=15.0, gt=0)
+        duration: float = Field(default=6.0, gt=0, description="Seconds per video (at least 32 frames are needed).")
+        #: x264 preset of the videos: "ultrafast" is the one that encodes the same frames to the same bytes with
+        #: PyAV 18 (the slower presets vary from one encoding to the next), so every build has the same checksums.
+        video_preset: str = "ultrafast"
+        #: The question writer's options; the defaults reproduce the original generator.
+        templates: TemplateOptions = Field(default_factory=TemplateOptions)
+        trim_future: bool = Field(default=False, description="Prediction questions show the clip up to frame 29.")
+        #: Where the data is built (default: a cache folder named after the options above).
+        data_dir: str | None = None
+        #: As for ``dsr``: the prompt layout, frames and generation cap of the evaluation.
+        prompt: Literal["vlmevalkit", "dsr_fork"] = "vlmevalkit"
+        frame_preset: Literal["32frame", "64frame", "30frame", "1fps"] | None = None
+        frames: FramePolicy | None = None
+        max_new_tokens: int = Field(default=2048, ge=1)
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        o = self.options
+        self.inner = DSRBench({"data_dir": str(self.folder), "layout": "vlmevalkit", "prompt": o.prompt,
+                               "frame_preset": o.frame_preset, "frames": o.frames,
+                               "max_new_tokens": o.max_new_tokens})  # fmt: skip
+
+    # --- data ---
+
+    def build_options(self) -> dict[str, Any]:
+        """Everything that shapes the data, with the scene generator's version (the cache folder is named after
+        its hash, so a new renderer or new options never reuse an old build)."""
+        from vdpm_harness_plugins.generators.synth_scenes import GENERATOR_VERSION
+
+        options = self.options.model_dump(mode="json", exclude={"data_dir", "prompt", "frame_preset", "frames",
+                                                                 "max_new_tokens"})  # fmt: skip
+        return {**options, "synth_scenes_version": GENERATOR_VERSION}
+
+    @property
+    def folder(self) -> Path:
+        if self.options.data_dir:
+            return Path(self.options.data_dir)
+        return cache_root() / f"dsr-synth-v{self.version}-{stable_hash(self.build_options(), 10)}"
+
+    def build(self, folder: Path) -> None:
+        """Render the scenes and write the questions into ``folder`` (atomically: a staging folder is renamed)."""
+        from vdpm_harness_plugins.generators.dsr_templates import DSRTemplates
+        from vdpm_harness_plugins.generators.synth_scenes import SynthScenes
+
+        o = self.options
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            print(f"dsr-synth: building {o.n_videos} scenes into {folder}", file=sys.stderr)
+            scenes = SynthScenes(
+                {
+                    "n_videos": o.n_videos,
+                    "width": o.width,
+                    "height": o.height,
+                    "fps": o.fps,
+                    "duration": o.duration,
+                    "preset": o.video_preset,
+                }
+            ).run(staging, seed=o.seed)
+            writer = DSRTemplates({**o.templates.model_dump(), "tracks": str(staging),
+                                   "qa_per_video": o.qa_per_video, "trim_future": o.trim_future})  # fmt: skip
+            questions = writer.run(staging, seed=o.seed)
+            files = sorted(p.name for p in staging.iterdir() if p.is_file())
+            record = {"benchmark": "dsr-synth", "version": self.version, "options": self.build_options(),
+                      "scenes": {k: v for k, v in scenes.items() if k != "out" and "second" not in k},
+                      "questions": {k: v for k, v in questions.items() if k != "out"},
+                      "files": {name: _sha256(staging / name) for name in files}}  # fmt: skip
+            (staging / CHECKSUMS).write_text(json.dumps(record, indent=1) + "\n")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def verify(self) -> list[str]:
+        """Missing checksum record, missing files or checksum mismatches, each naming the file."""
+        record_path = self.folder / CHECKSUMS
+        if not record_path.is_file():
+            return [f"{record_path}: missing (the data is built on first use)"]
+        try:
+            files = json.loads(record_path.read_text())["files"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            return [f"{record_path}: unreadable checksum record ({exc}); delete {self.folder} to rebuild"]
+        hint = f"delete {self.folder} to rebuild the dsr-synth data"
+        return [
+            f"{self.folder / name}: missing or checksum mismatch; {hint}"
+            for name, digest in files.items()
+            if not (self.folder / name).is_file() or _sha256(self.folder / name) != digest
+        ]
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """Build the data on first use; verify every checksum once per benchmark object."""
+        if not (self.folder / CHECKSUMS).is_file():
+            self.build(self.folder)
+        problems = self.verify()
+        if problems:
+            raise RuntimeError("\n".join(problems))
+        return json.loads((self.folder / CHECKSUMS).read_text())
+
+    def dataset_revision(self) -> str:
+        return "sha256:" + stable_hash(self.record["files"])
+
+    def pull(self, to: Path) -> None:
+        """``vdpm-harness data pull dsr-synth --to DIR`` builds the set into DIR (nothing is downloaded)."""
+        self.build(Path(to))
+
+    # --- evaluation: the dsr benchmark's ---
+
+    def samples(self):
+        self.record  # noqa: B018 - builds and verifies the data on first use
+        yield from self.inner.samples()
+
+    def build_request(self, sample: Sample) -> Request:
+        return self.inner.build_request(sample)
+
+    def extract(self, sample: Sample, response: str) -> Extraction:
+        return self.inner.extract(sample, response)
+
+    def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
+        return self.inner.score(sample, extraction)
+
+    def aggregate(self, scores: list[Score]) -> tuple[dict, dict]:
+        return self.inner.aggregate(scores)
+
+
+@hookimpl
+def register_benchmarks(register):
+    register(
+        "dsr-synth",
+        DSRSynth,
+        description="DSR-Bench's 12 template categories on rendered scenes with exact answers; built locally on first "
+        "use.",
+    )
