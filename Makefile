@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (Python >= 3.10 with venv and pip):
-#   make demo   set everything up, run the main job on the embedded default benchmark, write the leaderboard
+#   make demo   set everything up, run the main job on the embedded default benchmarks, write the leaderboard
 #   make test   set everything up and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/vdpm-harness run --model random --bench motion-basics --out results
+	$(BIN)/vdpm-harness run --model random --bench dsr-synth,motion-basics --out results
 	cat results/leaderboard.md
 
 test: setup
