@@ -34,6 +34,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from vdpm_harness.repro import cpu_model  # noqa: E402
 from vdpm_harness.video import write_video  # noqa: E402
 from vdpm_harness_plugins.generators import synth_render as sr  # noqa: E402
 from vdpm_harness_plugins.generators import synth_scenes as ss  # noqa: E402
@@ -66,14 +67,7 @@ def rasterize_loop(xy: np.ndarray, inv_depth: np.ndarray, width: int, height: in
 
 
 def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import av
 
     return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, numpy {np.__version__}, "

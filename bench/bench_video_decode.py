@@ -32,6 +32,7 @@ import numpy as np
 from vdpm_harness import video
 from vdpm_harness.prefetch import Prefetcher, decode_job
 from vdpm_harness.records import FramePolicy
+from vdpm_harness.repro import cpu_model
 
 POLICY = FramePolicy(nframes=32, max_pixels=768 * 28 * 28, size_multiple=28)
 
@@ -74,14 +75,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import av
     import PIL
 

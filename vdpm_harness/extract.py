@@ -37,8 +37,9 @@ def _last(pattern: re.Pattern, text: str, group: str = "x") -> str | None:
     return found[-1].upper() if found else None
 
 
-def _visible_text(text: str) -> str | None:
-    """The part of a response that holds the answer, or None when the response never left its reasoning."""
+def visible_text(text: str) -> str | None:
+    """The part of a response that holds the answer: the last ``<answer>`` block, else what follows the last
+    ``</think>``; None when the response never closed its reasoning."""
     answers = re.findall(r"<answer>(.*?)</answer>", text, flags=re.S | re.I)
     if answers:
         return answers[-1]
@@ -63,7 +64,7 @@ def extract_choice(response: str | None, letters: list[str], options: list[str] 
     """Read an option letter out of ``response``; ``letters`` are the valid ones, ``options`` their texts."""
     if not response or not response.strip():
         return Extraction(answer=None, parsed=False, method=METHOD, detail={"rule": "empty"})
-    text = _visible_text(response.translate(_ZERO_WIDTH))
+    text = visible_text(response.translate(_ZERO_WIDTH))
     if text is None:
         return Extraction(answer=None, parsed=False, method=METHOD, detail={"rule": "unclosed_think"})
     cls = _letters_class(letters)

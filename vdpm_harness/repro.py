@@ -49,10 +49,22 @@ def git_revision(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
+def cpu_model() -> str:
+    """The processor's model name (from ``/proc/cpuinfo`` on Linux), for benchmark reports and run records."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
 def environment_record(secrets: set[str]) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "packages": package_versions(),
         "git": git_revision(),
         "argv": [redact(arg, secrets) for arg in sys.argv],

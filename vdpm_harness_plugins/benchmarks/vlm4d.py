@@ -74,6 +74,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from vdpm_harness import hookimpl
+from vdpm_harness.extract import visible_text
 from vdpm_harness.interfaces import ImportedResponse, ImportedRun, Judge, JudgePrompt, MCQBenchmark
 from vdpm_harness.records import (
     Extraction,
@@ -232,18 +233,6 @@ _NUMBER_WORDS = {0: ["zero", "none"], 1: ["one", "once"], 2: ["two", "twice"], 3
                  5: ["five"], 6: ["six"], 7: ["seven"], 8: ["eight"], 9: ["nine"], 10: ["ten"]}  # fmt: skip
 
 
-def _answer_text(response: str) -> str | None:
-    """The part of a response that holds the answer: the last ``<answer>`` block, else what follows the last
-    ``</think>``; None for a response that never closed its ``<think>`` block."""
-    blocks = re.findall(r"<answer>(.*?)</answer>", response, flags=re.S | re.I)
-    if blocks:
-        return blocks[-1]
-    lowered = response.lower()
-    if "</think>" in lowered:
-        return response[lowered.rindex("</think>") + len("</think>") :]
-    return None if "<think>" in lowered else response
-
-
 def _option_pattern(option: str) -> str:
     """A regex for an option's text in free prose: a final plural "s" is optional, counts also match number words."""
     text = option.strip().lower()
@@ -272,7 +261,7 @@ def extract_vlm4d(response: str | None, options: list[str]) -> Extraction:
     """
     if not response or not response.strip():
         return Extraction(answer=None, parsed=False, method=RULES_METHOD, detail={"rule": "empty"})
-    text = _answer_text(response)
+    text = visible_text(response)
     if text is None:
         return Extraction(answer=None, parsed=False, method=RULES_METHOD, detail={"rule": "unclosed_think"})
 
