@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from vdpm_harness import geometry as g
 from vdpm_harness.records import FramePolicy
 from vdpm_harness.scene import SceneTrack
+from vdpm_harness.store import file_digest
 from vdpm_harness.video import decode, write_video
 from vdpm_harness_plugins.generators import synth_render as sr
 from vdpm_harness_plugins.generators import synth_scenes as ss
@@ -289,7 +290,7 @@ def test_tracks_load_and_follow_the_conventions(tmp_path):
     assert stats["frames"] == 3 * 12 and stats["render_frames_per_second"] > 0
     for entry in manifest["scenes"]:
         for file in entry["files"].values():
-            assert ss._sha256(tmp_path / file["path"]) == file["sha256"]
+            assert file_digest(tmp_path / file["path"]) == file["sha256"]
         track = SceneTrack.load(tmp_path / entry["files"]["track"]["path"])
         assert track.video == entry["files"]["video"]["path"] and track.image_size == (96, 64)
         assert track.meta["seed"] == [2, entry["index"]] and track.meta["camera"]["kind"] == entry["camera_motion"]

@@ -11,6 +11,7 @@ the next append cuts it off first, so nothing is lost or duplicated.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -105,6 +106,15 @@ class PredictionStore:
             keep = data.rfind(b"\n") + 1
             handle.truncate(keep)
             log.warning("%s: cut an incomplete last line left by an interrupted run", self.path)
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's content, read in 1 MiB blocks (checksums of benchmark data and outputs)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], None]) -> Path:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import re
 import shutil
@@ -60,6 +59,7 @@ from vdpm_harness.records import (
     TextPart,
     VideoPart,
 )
+from vdpm_harness.store import file_digest
 
 #: VLMEvalKit's ``FRAMES_TMPL_NOSUB``, used by both evaluations (benchmarks.md A.3).
 PRE_PROMPT = (
@@ -204,14 +204,6 @@ def read_parquet(path: Path) -> tuple[list[Row], list[str]]:
 
 def _join_key(video: str, question: str) -> tuple[str, str]:
     return Path(video).stem, question.strip()
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def safe_unzip(archive: Path, dest: Path) -> int:
@@ -518,7 +510,7 @@ class DSRBench(MCQBenchmark):
     def dataset_revision(self) -> str:
         """MD5 of the table read (a TSV that differs from the published one says so)."""
         _, table = self.tables()
-        digest = md5_of(table)
+        digest = file_digest(table, "md5")
         note = " (differs from the published DSRBench.tsv)" if table.name == TSV_NAME and digest != TSV_MD5 else ""
         return f"{table.name} md5:{digest}{note}"
 
@@ -546,7 +538,7 @@ class DSRBench(MCQBenchmark):
             return [str(exc)]
         problems = list(problems)
         if layout == "vlmevalkit" and table.name == TSV_NAME:
-            digest = md5_of(table)
+            digest = file_digest(table, "md5")
             if digest != TSV_MD5:
                 problems.insert(0, f"{table}: MD5 {digest} differs from the published {TSV_MD5} (another revision of "
                                    f"the table: results are not comparable with published numbers)")  # fmt: skip

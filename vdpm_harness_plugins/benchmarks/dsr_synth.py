@@ -14,7 +14,6 @@ the per-category accuracy (here over the 12 template types; there is no ``non_te
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,19 +28,12 @@ from pydantic import Field
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import MCQBenchmark
 from vdpm_harness.records import Extraction, FramePolicy, Request, Sample, Score, Strict, stable_hash
+from vdpm_harness.store import file_digest
 from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, DSRBench
 from vdpm_harness_plugins.benchmarks.motion_basics import cache_root
 from vdpm_harness_plugins.generators.dsr_qa import TemplateOptions
 
 CHECKSUMS = "dsr_synth.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DSRSynth(MCQBenchmark):
@@ -123,7 +115,7 @@ class DSRSynth(MCQBenchmark):
             record = {"benchmark": "dsr-synth", "version": self.version, "options": self.build_options(),
                       "scenes": {k: v for k, v in scenes.items() if k != "out" and "second" not in k},
                       "questions": {k: v for k, v in questions.items() if k != "out"},
-                      "files": {name: _sha256(staging / name) for name in files}}  # fmt: skip
+                      "files": {name: file_digest(staging / name) for name in files}}  # fmt: skip
             (staging / CHECKSUMS).write_text(json.dumps(record, indent=1) + "\n")
             if folder.exists():
                 shutil.rmtree(folder)
@@ -144,7 +136,7 @@ class DSRSynth(MCQBenchmark):
         return [
             f"{self.folder / name}: missing or checksum mismatch; {hint}"
             for name, digest in files.items()
-            if not (self.folder / name).is_file() or _sha256(self.folder / name) != digest
+            if not (self.folder / name).is_file() or file_digest(self.folder / name) != digest
         ]
 
     @cached_property

@@ -28,6 +28,7 @@ from pydantic import Field
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import MCQBenchmark
 from vdpm_harness.records import FramePolicy, GenerationSettings, Message, Request, Sample, Strict, TextPart, VideoPart
+from vdpm_harness.store import file_digest
 
 PROMPT = (
     "These are the frames of a video. Select the best answer to the following multiple-choice question based on "
@@ -41,10 +42,6 @@ RED, BLUE = (220, 40, 40), (40, 70, 220)
 
 def cache_root() -> Path:
     return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -115,7 +112,7 @@ def build_dataset(folder: Path, n_videos: int, seed: int, width: int = 192, heig
             samples += _questions(rng, v, name, answers)
         (staging / "samples.json").write_text(json.dumps(samples, indent=1))
         files = sorted(p.name for p in staging.iterdir())
-        manifest = {"seed": seed, "n_videos": n_videos, "files": {f: _sha256(staging / f) for f in files}}
+        manifest = {"seed": seed, "n_videos": n_videos, "files": {f: file_digest(staging / f) for f in files}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -166,7 +163,7 @@ class MotionBasics(MCQBenchmark):
         return [
             f"{self.folder / name}: missing or checksum mismatch; {hint}"
             for name, digest in files.items()
-            if not (self.folder / name).is_file() or _sha256(self.folder / name) != digest
+            if not (self.folder / name).is_file() or file_digest(self.folder / name) != digest
         ]
 
     @cached_property

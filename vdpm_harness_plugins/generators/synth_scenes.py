@@ -35,7 +35,6 @@ The renderer is in :mod:`vdpm_harness_plugins.generators.synth_render`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
@@ -52,6 +51,7 @@ from vdpm_harness.geometry import look_at
 from vdpm_harness.interfaces import Generator
 from vdpm_harness.records import Strict
 from vdpm_harness.scene import ObjectTrack, SceneTrack
+from vdpm_harness.store import file_digest
 from vdpm_harness.video import write_video
 
 from .synth_render import Mesh, Rasterizer, Renderer, box_mesh, cone_mesh, rasterize, sphere_mesh
@@ -522,10 +522,6 @@ def _names(value: str, known, what: str) -> tuple[str, ...]:
     return names
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class SynthScenes(Generator):
     """Renders procedural scenes to H.264 videos with exact ``SceneTrack`` ground truth (module docstring)."""
 
@@ -589,7 +585,7 @@ class SynthScenes(Generator):
                 "index": index, "seed": [seed, index], "frames": track.n_frames, "camera_motion": scene.camera.kind,
                 "objects": [{"id": f"o{i}", "category": obj.category, "color": obj.color, "motion": obj.motion.kind}
                             for i, obj in enumerate(scene.objects)],
-                "files": {kind: {"path": f"{stem}.{ext}", "sha256": _sha256(out / f"{stem}.{ext}")}
+                "files": {kind: {"path": f"{stem}.{ext}", "sha256": file_digest(out / f"{stem}.{ext}")}
                           for kind, ext in (("video", "mp4"), ("track", "npz"))},
             })  # fmt: skip
         manifest = {"generator": "synth-scenes", "version": GENERATOR_VERSION, "seed": seed,
