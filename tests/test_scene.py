@@ -25,6 +25,7 @@ def make_track(t=5):
 def test_round_trip(tmp_path):
     track = make_track()
     loaded = SceneTrack.load(track.save(tmp_path / "t.npz"))
+    assert track.save(tmp_path / "again.npz").read_bytes() == (tmp_path / "t.npz").read_bytes()  # same bytes
     assert loaded.image_size == (320, 240) and loaded.video == "v.mp4" and loaded.meta == {"seed": 3}
     np.testing.assert_array_equal(loaded.camera_to_world, track.camera_to_world)
     assert [o.label for o in loaded.objects] == ["person", "ball"] and loaded.objects[1].orientations is None

@@ -19,7 +19,9 @@ beside its video. ``SCHEMA_VERSION`` is bumped on any incompatible change; loadi
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,8 +122,13 @@ class SceneTrack:
         header = {"version": SCHEMA_VERSION, "image_size": list(self.image_size), "video": self.video,
                   "fps": self.fps, "source": self.source, "meta": self.meta, "objects": objects}  # fmt: skip
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        # an .npz written entry by entry with a fixed timestamp: the same track gives the same bytes
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
         return path
 
     @classmethod

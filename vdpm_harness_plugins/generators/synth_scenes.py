@@ -13,8 +13,7 @@ cars 4.2 m) and speeds physical (people 0.8-1.8 m/s, dogs 1-3 m/s, cars 2-5 m/s)
 :func:`vdpm_harness.video.write_video`, deterministic),
 ``scene_XXXX.npz`` (a :class:`~vdpm_harness.scene.SceneTrack`) and ``manifest.json``. Scene ``i`` is drawn from
 ``SeedSequence([seed, i])`` alone, so it does not depend on how many scenes are generated; the same seed and options
-give identical track arrays and byte-identical videos (the ``.npz`` files themselves differ in their zip
-timestamps).
+give byte-identical tracks and videos.
 
 Ground-truth conventions of the tracks (see :mod:`vdpm_harness.geometry` for the frames):
 
