@@ -289,8 +289,8 @@ def test_fork_decision_matches_extract_characters_regex(ref):
 @pytest.mark.parametrize(
     "response, expected, core",
     [
-        ("b", "B", None),  # a lone lowercase letter
-        ("d.", "D", None),
+        ("b", "B", "B"),  # a lone lowercase letter (the core extractor reads it too)
+        ("d.", "D", "D"),
         ("Option B is correct because option A is wrong.", None, "A"),  # a mention is not a declaration
         ("The answer is a person walking", None, "A"),  # the article after a declaration phrase
         ("A. Left\nB. Right\nC. Toward the camera\nD. Away from the camera", None, "D"),  # restated options

@@ -36,6 +36,10 @@ OPTIONS = ["A. Left", "B. Right", "C. Up", "D. Down"]
         ("Right", "B"),  # the text of exactly one option
         ("right.", "B"),
         ("\u200bA\u200b", "A"),
+        ("b", "B"),  # a lone letter in any case
+        ("(c)", "C"),
+        ("d.", "D"),
+        ("İİİ reasoning with characters whose lower case is longer</think>B", "B"),
     ],
 )
 def test_parsed(response, expected):

@@ -8,6 +8,7 @@ Order of evidence, strongest first; within one kind of evidence the last occurre
 
 1. the last ``<answer>...</answer>`` block, if any, is the only text considered;
 2. otherwise the text after the last ``</think>`` (an unclosed ``<think>`` leaves nothing to read: unparsed);
+   a response that is a single letter in any case ("b", "(c)", "d.") is that letter;
 3. an explicit declaration: "answer is (B)", "Answer: B", "correct option: B", "I choose B", ...;
 4. a line that is just a letter, "(B)", "B." or that starts with "B." / "B)" / "B:" / "(B)";
 5. standalone capital letters among the valid ones, if exactly one distinct letter occurs ("A" used as an article,
@@ -43,10 +44,10 @@ def visible_text(text: str) -> str | None:
     answers = re.findall(r"<answer>(.*?)</answer>", text, flags=re.S | re.I)
     if answers:
         return answers[-1]
-    lowered = text.lower()
-    if "</think>" in lowered:
-        return text[lowered.rindex("</think>") + len("</think>") :]
-    if "<think>" in lowered:
+    closes = list(re.finditer(r"</think>", text, flags=re.I))  # a regex: lower() may change the string's length
+    if closes:
+        return text[closes[-1].end() :]
+    if re.search(r"<think>", text, flags=re.I):
         return None
     return text
 
@@ -67,6 +68,9 @@ def extract_choice(response: str | None, letters: list[str], options: list[str] 
     text = visible_text(response.translate(_ZERO_WIDTH))
     if text is None:
         return Extraction(answer=None, parsed=False, method=METHOD, detail={"rule": "unclosed_think"})
+    bare = re.fullmatch(r"[\s\*\(\[]*([A-Za-z])[\)\]\.\s\*]*", text)  # "b", "(c)", "d." alone
+    if bare and bare.group(1).upper() in letters:
+        return Extraction(answer=bare.group(1).upper(), parsed=True, method=METHOD, detail={"rule": "bare_letter"})
     cls = _letters_class(letters)
     declared = re.compile(
         r"(?:answer|option|choice|choose|select|pick)(?:\s*(?:is|would be|:|=|-))*\s*(?:option\s*)?"
