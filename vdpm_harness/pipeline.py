@@ -99,17 +99,6 @@ def sample_seed(run_seed: int, key: str) -> int:
     return int(stable_hash([run_seed, key], 8), 16)
 
 
-def decode_media(job: tuple[list[tuple[str, dict]], str | None]) -> list:
-    """Decode every video of one request (runs in the decode worker processes)."""
-    from .video import decode
-
-    parts, backend = job
-    policies = [FramePolicy.model_validate(policy) for _, policy in parts]
-    if all(policy.blind for policy in policies):  # a blind (text-only) request never touches its files
-        return []
-    return [decode(path, policy, backend=backend) for (path, _), policy in zip(parts, policies)]
-
-
 def make_progress(console: Console) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -199,14 +188,14 @@ class Inference:
         if not self.model.needs_frames:
             yield from ((item, []) for item in items)
             return
-        from .prefetch import Prefetcher
+        from .prefetch import Prefetcher, decode_request_job
 
         ahead, behind = itertools.tee(items)
-        jobs = (
-            ([(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], self.config.video_backend)
-            for item in ahead
-        )
-        with Prefetcher(decode_media, workers=self.config.decode_workers, depth=self.config.prefetch) as prefetcher:
+        backend = self.config.video_backend
+        parts = (item.request.video_parts() for item in ahead)
+        jobs = (([(p.video, p.frames.model_dump(mode="json")) for p in video_parts], backend) for video_parts in parts)
+        workers, depth = self.config.decode_workers, self.config.prefetch
+        with Prefetcher(decode_request_job, workers=workers, depth=depth) as prefetcher:
             # the prefetcher keeps input order, so results line up with the items
             for item, (_, result) in zip(behind, prefetcher.map(jobs)):
                 yield item, result

@@ -41,6 +41,18 @@ def decode_job(job: tuple) -> DecodedVideo:
     return decode(path, policy, backend)
 
 
+def decode_request_job(job: tuple[list[tuple[str, dict]], str | None]) -> list[DecodedVideo]:
+    """Decode every video part of one request: ``job = ([(path, policy dict), ...], backend)``.
+
+    A blind (text-only) request returns ``[]`` without touching its files.
+    """
+    parts, backend = job
+    policies = [FramePolicy.model_validate(policy) for _, policy in parts]
+    if all(policy.blind for policy in policies):
+        return []
+    return [decode_job((path, policy, backend)) for (path, _), policy in zip(parts, policies)]
+
+
 class Prefetcher:
     """Runs ``fn`` on items in ``workers`` processes, at most ``depth`` items in flight, results in input order.
 
