@@ -72,7 +72,11 @@ class QwenOptions(Strict):
     revision: str | None = Field(default=None, description="hub revision (branch, tag or commit)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
+    attn_implementation: Literal["auto", "sdpa", "varlen", "flash_attention_2", "eager"] = Field(
+        default="auto",
+        description="language-model attention: auto = flash_attention_2 when flash-attn is installed, else varlen "
+        "on CUDA (PyTorch's packed flash kernel for padded prefills, SDPA otherwise; varlen_attention.py), else sdpa",
+    )
     batch_size: int | None = Field(default=None, ge=1, description=f"default 1 on CPU, {GPU_BATCH_SIZE} on GPU")
     max_new_tokens: int | None = Field(default=None, ge=1, description="else the request's max_new_tokens")
     min_pixels: int | None = Field(default=None, ge=1, description="per video frame; else the frame policy's")
@@ -150,6 +154,18 @@ class Qwen25VL(Model):
         import torch
 
         return self.device if self.options.preprocess_device == "auto" else torch.device(self.options.preprocess_device)
+
+    @property
+    def attn_implementation(self) -> str:
+        """The transformers ``attn_implementation`` that ``auto`` (or ``varlen``) resolves to on this device."""
+        from .varlen_attention import register, varlen_available
+
+        wanted = self.options.attn_implementation
+        if wanted == "auto":
+            if self.device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+                return "flash_attention_2"
+            wanted = "varlen" if varlen_available(self.device) else "sdpa"
+        return register() if wanted == "varlen" else wanted
 
     @property
     def dtype_name(self) -> str:
@@ -237,7 +253,7 @@ class Qwen25VL(Model):
         processor.tokenizer.padding_side = "left"  # batched generation continues every row from its last token
         if options.random_weights:
             model, _ = load_random_model(source, dtype=self.dtype_name, device=self.device,
-                                         attn_implementation=options.attn_implementation, **hub)  # fmt: skip
+                                         attn_implementation=self.attn_implementation, **hub)  # fmt: skip
             try:
                 checkpoint_generation = GenerationConfig.from_pretrained(source, **hub)
             except OSError:
@@ -248,7 +264,7 @@ class Qwen25VL(Model):
                                         "models make-random) needs the option random_weights=true")  # fmt: skip
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
                 source, dtype=getattr(torch, self.dtype_name), device_map=str(self.device),
-                attn_implementation=options.attn_implementation, **hub,
+                attn_implementation=self.attn_implementation, **hub,
             ).eval()  # fmt: skip
             checkpoint_generation = model.generation_config
         self._vision_attention = _patch_vision(model, options.vision_attention)
@@ -455,6 +471,10 @@ def load_random_model(path: str | os.PathLike, *, dtype: str = "bfloat16", devic
     import torch
     from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
+    if attn_implementation == "varlen":
+        from .varlen_attention import register
+
+        attn_implementation = register()
     config = AutoConfig.from_pretrained(path, revision=revision, local_files_only=local_files_only)
     torch.manual_seed(0)
     with torch.device(device):

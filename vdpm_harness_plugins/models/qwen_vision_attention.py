@@ -5,13 +5,16 @@ video that is about 720 windows of 64 patches in 28 of the 32 blocks, i.e. some 
 GPU-to-CPU sync per block for the window lengths). ``performance.md`` measured the tower at 1.0 s of a 1.35 s prefill
 on an H100 because of it. This module replaces the attention of each vision block with one call over all windows:
 
-* ``"varlen"``: PyTorch's variable-length flash attention (``torch.nn.attention.varlen.varlen_attn``, CUDA only),
-  the same packed-sequence kernel that flash-attn's ``flash_attn_varlen_func`` provides;
+* ``"varlen"``: PyTorch's variable-length flash attention (``torch.nn.attention.varlen.varlen_attn`` through
+  :func:`.varlen_attention.varlen`, CUDA only), the same packed-sequence kernel that flash-attn's
+  ``flash_attn_varlen_func`` provides;
 * ``"padded"``: the windows gathered into one zero-padded batch with a key-padding mask and one
   ``scaled_dot_product_attention`` call (any device; the CPU fallback).
 
 Both compute exactly the block-diagonal attention of the original; ``tests/test_qwen_vision_attention.py`` checks
-that against the transformers implementation.
+that against the transformers implementation. The longest window is read from the GPU once per boundary tensor (the
+tower passes the same two tensors to all 32 blocks), not once per block: every such read stalls the CPU until the
+GPU has caught up, leaving the GPU idle while the next block's kernels are launched.
 """
 
 from __future__ import annotations
@@ -21,17 +24,9 @@ import types
 import torch
 import torch.nn.functional as F
 
+from .varlen_attention import varlen, varlen_available
+
 MODES = ("varlen", "padded", "transformers")
-
-
-def varlen_available(device: torch.device | str) -> bool:
-    if torch.device(device).type != "cuda":
-        return False
-    try:
-        from torch.nn.attention import varlen  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _padded_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int, scale: float) -> torch.Tensor:
@@ -52,6 +47,15 @@ def _padded_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int, scale: fl
     return out.transpose(1, 2)[window, position]
 
 
+_last_boundaries: list = [None, 0]  # (cu_seqlens tensor, its longest segment): the tower reuses one tensor
+
+
+def _longest(cu_seqlens: torch.Tensor) -> int:
+    if _last_boundaries[0] is not cu_seqlens:
+        _last_boundaries[:] = [cu_seqlens, int((cu_seqlens[1:] - cu_seqlens[:-1]).max())]
+    return _last_boundaries[1]
+
+
 def _forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
     """Drop-in ``forward`` of ``Qwen2_5_VLVisionAttention`` (same arguments, same result)."""
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
@@ -61,14 +65,10 @@ def _forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seql
     cos, sin = position_embeddings
     q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)
     if max_seqlen is None:
-        max_seqlen = (cu_seqlens[1:] - cu_seqlens[:-1]).max()
+        max_seqlen = _longest(cu_seqlens)
     max_seqlen = int(max_seqlen)
     if self._vdpm_attention == "varlen":
-        from torch.nn.attention.varlen import varlen_attn
-
-        cu = cu_seqlens.to(torch.int32)
-        out = varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, max_seqlen, max_seqlen,
-                          scale=self.scaling)  # fmt: skip
+        out = varlen(q, k, v, cu_seqlens, max_seqlen, causal=False, scale=self.scaling)
     else:
         out = _padded_attention(q, k, v, cu_seqlens.to(torch.long), max_seqlen, self.scaling)
     return self.proj(out.reshape(seq_length, -1))
@@ -77,17 +77,18 @@ def _forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seql
 def patch_vision_attention(model, mode: str = "auto") -> str:
     """Replace the attention of every vision block of a Qwen2.5-VL model; return the mode used.
 
-    ``"auto"`` picks ``"varlen"`` on CUDA when PyTorch has it, else ``"padded"``; ``"transformers"`` leaves the
-    model as it is.
+    ``"auto"`` picks ``"varlen"`` on CUDA when PyTorch has it, else ``"padded"``; ``"transformers"`` restores
+    transformers' own attention (so one loaded model can be measured both ways).
     """
     if mode not in (*MODES, "auto"):
         raise ValueError(f"vision attention must be one of auto, {', '.join(MODES)}; got '{mode}'")
     visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
     if mode == "auto":
         mode = "varlen" if varlen_available(next(visual.parameters()).device) else "padded"
-    if mode == "transformers":
-        return mode
     for block in visual.blocks:
+        if mode == "transformers":
+            block.attn.__dict__.pop("forward", None)
+            continue
         block.attn._vdpm_attention = mode
         block.attn.forward = types.MethodType(_forward, block.attn)
     return mode
