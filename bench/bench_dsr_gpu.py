@@ -8,13 +8,19 @@ Paths, on the same samples in one run:
 
 * naive: what the original evaluation did: one sample at a time, the video decoded inline, the processor on the
   CPU, transformers' default attention (the vision tower runs its windows one by one);
-* harness: ``vdpm-harness``'s own pipeline (``Runner`` with the ``qwen25vl`` plugin): decoding in worker processes
-  ahead of the model, batched generation, the batched vision attention, preprocessing on the GPU. Run at batch size 1
-  (to compare predictions with the naive loop) and at ``--batch-size``.
+* harness: ``vdpm-harness``'s own pipeline (``Runner`` with the ``qwen25vl`` plugin at its defaults): decoding in
+  worker processes ahead of the model, the next batch staged on a helper thread, batched generation with the packed
+  varlen prefill attention, the batched vision attention, compiled vision blocks and MLPs/norms, preprocessing on the
+  GPU. Run at ``--batch-size`` on all samples and at batch size 1 on ``--identity-samples``;
+* harness, exact kernels (``harness1exact``): the same pipeline at batch size 1 with transformers' own vision
+  attention, SDPA and nothing compiled: the model computes exactly what the naive loop computes, so any difference
+  in its predictions would come from the pipeline (frames, timing, prompt, preprocessing), not from kernels.
 
-Reported: samples/s, projected time for all 1,484 DSR-Bench samples, GPU busy fraction (NVML utilisation sampled
-every 20 ms), model FLOP utilisation of the whole run (analytic model FLOPs / wall time / peak), peak GPU memory,
-and the fraction of greedy predictions that differ from the naive loop's.
+Reported: samples/s over the whole run and in the steady state (after the first batch, which pays compilation),
+projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at the steady rate), GPU busy fraction
+(NVML utilisation sampled every 20 ms), model FLOP utilisation (analytic model FLOPs / wall time / peak) of the whole
+run and of the projected full run, peak GPU memory, and the fraction of greedy predictions that differ from the naive
+loop's.
 
     python bench/bench_dsr_gpu.py --samples 200 --videos 50 --out results-bench
 """
@@ -240,36 +246,58 @@ def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: s
     return {"wall": wall, "busy": monitor.busy, "peak_mem": peak, "tokens": dict(outputs), **stats}
 
 
+EXACT = ("vision_attention=transformers", "attn_implementation=sdpa", "compile=off")
+
+
 def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: int, out: Path, device: str,
-            dtype: str, limit: int | None = None) -> dict:  # fmt: skip
-    """The harness's own pipeline: ``Runner`` with the ``qwen25vl`` plugin on the ``dsr`` benchmark plugin."""
+            dtype: str, limit: int | None = None, exact: bool = False) -> dict:  # fmt: skip
+    """The harness's own pipeline: ``Runner`` with the ``qwen25vl`` plugin on the ``dsr`` benchmark plugin, at the
+    plugin's defaults (``exact``: with the naive loop's kernels)."""
     import torch
 
     from vdpm_harness.config import build_config
     from vdpm_harness.pipeline import Runner
     from vdpm_harness.plugins import get_host
     from vdpm_harness.store import PredictionStore
+    from vdpm_harness_plugins.models.qwen25vl import Qwen25VL
 
     config = build_config(
         models="qwen25vl", benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
         limit=limit, bench_args=args,
         model_args=(f"path={model_dir}", "random_weights=true", f"dtype={dtype}", f"device={device}",
-                    f"batch_size={batch_size}", "vision_attention=auto", "preprocess_device=auto"),
+                    f"batch_size={batch_size}", *(EXACT if exact else ())),
     )  # fmt: skip
-    config.models[0].label = label = f"qwen7b-random-bs{batch_size}"
+    config.models[0].label = label = f"qwen7b-random-bs{batch_size}" + ("-exact" if exact else "")
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    batches: list[tuple[float, int]] = []  # (time a batch finished, its size): the steady-state rate
+    original = Qwen25VL.generate_staged
+
+    def timed_generate(self, staged):
+        responses = original(self, staged)
+        batches.append((time.perf_counter(), len(responses)))
+        return responses
+
+    Qwen25VL.generate_staged = timed_generate
     start = time.perf_counter()
-    with GpuMonitor(enabled=cuda) as monitor:
-        [outcome] = Runner(config, get_host()).run()
+    try:
+        with GpuMonitor(enabled=cuda) as monitor:
+            [outcome] = Runner(config, get_host()).run()
+    finally:
+        Qwen25VL.generate_staged = original
     wall = time.perf_counter() - start
     if outcome.result is None:
         raise RuntimeError(outcome.error)
     records = PredictionStore(out / label / "dsr").load().values()
+    steady = None
+    if len(batches) > 2:  # from the end of the first batch to the end of the last
+        steady = sum(n for _, n in batches[1:]) / (batches[-1][0] - batches[0][0])
     return {"wall": wall, "busy": monitor.busy, "peak_mem": torch.cuda.max_memory_allocated() if cuda else 0,
             "tokens": {r.sample_id: r.usage.get("output_ids") for r in records}, "n": len(records),
-            "errors": outcome.result.n_errors}  # fmt: skip
+            "errors": outcome.result.n_errors, "steady_rate": steady,
+            "first_batch_s": batches[0][0] - start if batches else None, "batch_size": batch_size,
+            "prompt_tokens": sum(r.usage.get("prompt_tokens", 0) for r in records)}  # fmt: skip
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
@@ -281,10 +309,10 @@ def main(argv=None):
     parser.add_argument("--videos", type=int, default=50, help="distinct videos (DSR-Bench: ~2.6 questions a video)")
     parser.add_argument("--video-dir", type=Path, default=Path("/tmp/dsr-bench-videos"))
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/qwen25vl-7b-random"))
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=12, help="decode worker processes of the harness path")
     parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument("--paths", default="naive,harness1,harness", help="which paths to run, in order")
+    parser.add_argument("--paths", default="harness,harness1,harness1exact,naive", help="which paths to run, in order")
     parser.add_argument("--identity-samples", type=int, default=50,
                         help="samples of the batch-size-1 harness run whose predictions are compared with naive")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results-bench"))
@@ -297,6 +325,7 @@ def main(argv=None):
 
     from vdpm_harness.config import parse_assignments
     from vdpm_harness.records import FramePolicy
+    from vdpm_harness.video import target_size
 
     args.out.mkdir(parents=True, exist_ok=True)
     device, dtype = ("cpu", "float32") if args.smoke else ("cuda", "bfloat16")
@@ -331,42 +360,57 @@ def main(argv=None):
             benchmark = get_host().create("benchmarks", "dsr", {k: v for _, k, v in parse_assignments(dsr_args, "")})
             runs[name] = naive(benchmark, args.model_dir, args.max_new_tokens, device, dtype)
         else:
-            bs = 1 if name == "harness1" else args.batch_size
-            limit = args.identity_samples if name == "harness1" else None
+            single = name.startswith("harness1")
+            bs = 1 if single else args.batch_size
+            limit = args.identity_samples if single else None
             runs[name] = harness(args.model_dir, dsr_args, bs, args.workers, args.out / f"run-{name}", device, dtype,
-                                 limit)  # fmt: skip
+                                 limit, exact=name.endswith("exact"))  # fmt: skip
         run = runs[name]
         print(f"{name}: {len(run['tokens'])} samples in {run['wall']:.1f} s, GPU busy {run['busy']:.0%}, "
               f"peak {run['peak_mem'] / 2**30:.1f} GiB", flush=True)  # fmt: skip
-    flops = runs["naive"]["flops"] / args.samples if "naive" in runs else None
+        (args.out / "bench_dsr_gpu_partial.json").write_text(json.dumps({k: {**v, "tokens": None} for k, v in runs.items()}))
+    if "naive" in runs:
+        flops = runs["naive"]["flops"] / args.samples
+    else:  # the same analytic count from the harness's prompt lengths (the frames' size is fixed by the policy)
+        from transformers import AutoConfig
+
+        run = runs[next(iter(runs))]
+        tokens = run["prompt_tokens"] / len(run["tokens"])
+        width, height = target_size(1280, 720, policy) if not args.smoke else target_size(320, 180, policy)
+        patches = policy.nframes * (height // 14) * (width // 14)
+        flops = model_flops(AutoConfig.from_pretrained(args.model_dir), int(tokens), patches, args.max_new_tokens)
     for name, run in runs.items():
         n = len(run["tokens"])
         rate = n / run["wall"]
-        entry = {"samples": n, "wall_s": run["wall"], "samples_per_s": rate, "projected_full_min": FULL_BENCHMARK / rate / 60,
-                 "gpu_busy": run["busy"], "peak_mem_gib": run["peak_mem"] / 2**30,
-                 "mfu": flops * rate / peak if flops else None}  # fmt: skip
+        entry = {"samples": n, "wall_s": run["wall"], "samples_per_s": rate, "gpu_busy": run["busy"],
+                 "peak_mem_gib": run["peak_mem"] / 2**30, "mfu": flops * rate / peak,
+                 "projected_full_min": FULL_BENCHMARK / rate / 60}  # fmt: skip
+        if run.get("steady_rate"):
+            # start-up (loading, planning, the first batch with its compilation) once, then the steady rate
+            projected = run["first_batch_s"] + (FULL_BENCHMARK - run["batch_size"]) / run["steady_rate"]
+            entry.update(steady_samples_per_s=run["steady_rate"], steady_mfu=flops * run["steady_rate"] / peak,
+                         first_batch_s=run["first_batch_s"], projected_full_min=projected / 60,
+                         projected_full_mfu=flops * FULL_BENCHMARK / projected / peak)  # fmt: skip
         if name != "naive" and "naive" in runs:
             reference = runs["naive"]["tokens"]
             entry["differs_from_naive"] = float(np.mean([reference[k] != v for k, v in run["tokens"].items()]))
             entry["speedup_vs_naive"] = rate / (args.samples / runs["naive"]["wall"])
         report["paths"][name] = entry
+    report["model_tflop_per_sample"] = flops / 1e12
     if "naive" in runs:
         report["prompt_tokens_per_sample"] = runs["naive"]["prompt_tokens"] / args.samples
         report["patches_per_sample"] = runs["naive"]["patches"] / args.samples
-        report["model_tflop_per_sample"] = flops / 1e12
     (args.out / "bench_dsr_gpu.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    print(
-        "\n| path | samples | samples/s | projected 1,484 samples | GPU busy | MFU | peak memory | differs from naive |"
-    )
+    print("\n| path | samples | samples/s (steady) | projected 1,484 samples | GPU busy | MFU run (steady, full) "
+          "| peak memory | differs from naive |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for name, e in report["paths"].items():
-        mfu = f"{e['mfu']:.1%}" if e["mfu"] is not None else "-"
+        steady = f" ({e['steady_samples_per_s']:.3f})" if "steady_samples_per_s" in e else ""
+        mfu = f"{e['mfu']:.1%}" + (f" ({e['steady_mfu']:.1%}, {e['projected_full_mfu']:.1%})" if steady else "")
         diff = f"{e['differs_from_naive']:.1%}" if "differs_from_naive" in e else "-"
-        print(
-            f"| {name} | {e['samples']} | {e['samples_per_s']:.3f} | {e['projected_full_min']:.1f} min | {e['gpu_busy']:.0%} | {mfu} "
-            f"| {e['peak_mem_gib']:.1f} GiB | {diff} |"
-        )
+        print(f"| {name} | {e['samples']} | {e['samples_per_s']:.3f}{steady} | {e['projected_full_min']:.1f} min "
+              f"| {e['gpu_busy']:.0%} | {mfu} | {e['peak_mem_gib']:.1f} GiB | {diff} |")  # fmt: skip
     return 0
 
 

@@ -271,6 +271,60 @@ def main(argv=None) -> int:
                             for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]],
                 "top_kernels": [[e.key[:90], round(e.self_device_time_total / 1e6, 4), e.count] for e in kernels[:25]]}  # fmt: skip
 
+    @part("sdpa_backends")
+    def _():
+        """The language model's prefill attention of one sample (28 heads over 4 KV heads, causal) per SDPA backend."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        text = config.text_config
+        dim = text.hidden_size // text.num_attention_heads
+        n = report["prompt_tokens"]
+        q = torch.randn(1, text.num_attention_heads, n, dim, device=dev, dtype=model.dtype)
+        k, v = (torch.randn(1, text.num_key_value_heads, n, dim, device=dev, dtype=model.dtype) for _ in range(2))
+        groups = text.num_attention_heads // text.num_key_value_heads
+        kr, vr = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+        out, reference = {}, None
+        for backend in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
+            try:
+                with sdpa_kernel(getattr(SDPBackend, backend)):
+                    seconds, result = timed(
+                        lambda: torch.nn.functional.scaled_dot_product_attention(q, kr, vr, is_causal=True),
+                        args.repeats, sync)  # fmt: skip
+                reference = result if reference is None else reference
+                flops = 4 * text.num_attention_heads * dim * n * n / 2
+                out[backend] = {"ms": seconds * 1e3, "tflops": flops / seconds / 1e12,
+                                "max_abs_diff": (result.float() - reference.float()).abs().max().item()}  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a backend that does not take this shape
+                out[backend] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return out
+
+    @part("compiled_model")
+    def _():
+        """The plugin's ``compile_model`` (vision blocks, language-model MLPs and norms) on the whole model."""
+        from vdpm_harness_plugins.models.qwen25vl import compile_model
+
+        compile_model(model)
+        out = {}
+        with torch.inference_mode():
+            start = time.perf_counter()
+            model(**one, logits_to_keep=1)
+            sync()
+            out["first_prefill_s"] = time.perf_counter() - start
+            out["bs1_prefill_s"], _ = timed(prefill(one), args.repeats, sync)
+            for n in (1, 8):
+                batch = one if n == 1 else inputs(n)
+                for tokens in (1, 8):
+                    settings = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+                    start = time.perf_counter()
+                    model.generate(**batch, **settings)
+                    sync()
+                    out[f"bs{n}_new{tokens}_first_s"] = time.perf_counter() - start
+                    out[f"bs{n}_new{tokens}_s"], _ = timed(lambda: model.generate(**batch, **settings), args.repeats,
+                                                           sync)  # fmt: skip
+                out[f"bs{n}_per_sample_s"] = out[f"bs{n}_new8_s"] / n
+                out[f"bs{n}_decode_step_ms"] = (out[f"bs{n}_new8_s"] - out[f"bs{n}_new1_s"]) / 7 * 1000
+        return out
+
     @part("compile_vision")
     def _():
         if not args.compile:

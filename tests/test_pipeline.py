@@ -276,3 +276,64 @@ def test_unknown_plugin_and_bad_config_fail_before_any_work(tmp_path):
     )
     assert proc.returncode == 2 and "bach_size" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_next_batch_is_staged_while_the_current_one_generates(host, tmp_path):
+    """``Model.stage`` of batch n+1 runs on the helper thread while batch n generates; a failing stage falls back
+    to generating that batch's samples one at a time, and every sample is answered once, in order."""
+    import threading
+
+    from vdpm_harness.interfaces import Model
+    from vdpm_harness.pipeline import Inference
+    from vdpm_harness.records import Response
+
+    events = []
+    release = threading.Event()
+
+    class Staged(Model):
+        id, needs_frames = "staged", False
+
+        @property
+        def batch_size(self):
+            return 4
+
+        def stage(self, batch):
+            ids = [p.request.sample_id for p in batch]
+            events.append(("stage", ids[0], threading.current_thread().name))
+            if ids[0] == "1":  # the second batch: stage it only once the first batch is generating
+                assert release.wait(5)
+            if ids[0] == "8":
+                raise RuntimeError("tokenizer exploded")
+            return ids
+
+        def generate_staged(self, ids):
+            events.append(("generate", ids[0], threading.current_thread().name))
+            if ids[0] == "0":
+                release.set()
+                time.sleep(0.05)
+            return [Response(sample_id=i, text="A") for i in ids]
+
+        def generate(self, batch):
+            events.append(("alone", batch[0].request.sample_id, threading.current_thread().name))
+            return [Response(sample_id=p.request.sample_id, text="B") for p in batch]
+
+    from vdpm_harness.pipeline import plan
+
+    bench = host.create("benchmarks", "motion-basics")
+    samples = sorted(bench.samples(), key=lambda s: s.sample_id)[:10]
+    for index, sample in enumerate(samples):
+        sample.sample_id = str(index)
+    model = Staged()
+    items = plan(bench, model, samples, None)
+    store = PredictionStore(tmp_path)
+    Inference(model, bench, store, build_config(models="x", benches="y"), set()).run(items)
+    stored = store.load()
+    assert len(stored) == 10 and all(p.status == "ok" for p in stored.values())
+    texts = {p.sample_id: p.response for p in stored.values()}
+    assert [texts[str(i)] for i in range(10)] == ["A"] * 8 + ["B"] * 2  # batch "8, 9" failed staging: alone
+    stages = [e for e in events if e[0] == "stage"]
+    assert [e[1] for e in stages] == ["0", "4", "8"] and all(e[2].startswith("vdpm-stage") for e in stages)
+    order = [(kind, first) for kind, first, _ in events]
+    # the second batch is staged while the first generates (it waits for the first's generation to start)
+    assert order.index(("generate", "0")) < order.index(("generate", "4"))
+    assert [e for e in events if e[0] != "stage" and e[2].startswith("vdpm-stage")] == []

@@ -361,7 +361,7 @@ def test_images_missing_media_and_context_overflow_are_per_sample(model, clips, 
 def test_out_of_memory_fails_the_batch_and_is_an_error_alone(model, monkeypatch):
     """The harness retries a failed batch one request at a time (Inference.generate); alone, OOM is an error."""
 
-    def oom(prompts):
+    def oom(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(model, "_run", oom)

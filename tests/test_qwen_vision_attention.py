@@ -58,3 +58,29 @@ def test_patched_tower_matches_transformers(monkeypatch):
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="vision attention must be one of"):
         patch_vision_attention(tiny_model(), "fast")
+
+
+def test_longest_segments_come_from_the_grid_without_gpu_reads(monkeypatch):
+    """The pre-hook's maxima equal the longest segments of transformers' own boundaries (the reference), so no block
+    reads them back from the device."""
+    from transformers.vision_utils import get_vision_attention_seqlens, get_vision_window_index
+
+    from vdpm_harness_plugins.models import qwen_vision_attention
+
+    model = tiny_model()
+    visual = model.model.visual
+    seen = []
+    monkeypatch.setattr(qwen_vision_attention, "_longest", lambda cu: seen.append(cu) or 0)
+    patch_vision_attention(model, "padded")
+    for grid in ([[2, 20, 36]], [[1, 6, 4], [3, 10, 12]], [[1, 4, 20]]):
+        grid = torch.tensor(grid)
+        kwargs = qwen_vision_attention._longest_segments(visual, (None,), {"grid_thw": grid})[1]
+        cu, _ = get_vision_attention_seqlens(grid, visual.config)
+        _, cu_window = get_vision_window_index(grid, spatial_merge_size=2, window_size=112, patch_size=14)
+        assert kwargs["max_seqlen"] == int((cu[1:] - cu[:-1]).max())
+        assert kwargs["max_window_seqlen"] == int((cu_window[1:] - cu_window[:-1]).max())
+        with torch.no_grad():
+            visual(torch.randn(int(grid.prod(-1).sum()), 3 * 2 * 14 * 14), grid_thw=grid)
+    assert seen == []  # every block got its maximum from the hook
+    patch_vision_attention(model, "transformers")
+    assert "_vdpm_hook" not in visual.__dict__ and not visual._forward_pre_hooks

@@ -132,6 +132,18 @@ class Model(Plugin):
         """
         raise NotImplementedError
 
+    def stage(self, batch: list[PreparedRequest]) -> Any:
+        """CPU-side preparation of a batch (tokenising, building tensors, starting host-to-device copies).
+
+        The harness calls it on a helper thread for the *next* batch while ``generate_staged`` runs the current one,
+        so a model whose batches spend time on the CPU keeps the GPU fed. It must not touch state that
+        ``generate_staged`` mutates. The default hands the batch through unchanged."""
+        return batch
+
+    def generate_staged(self, staged: Any) -> list[Response]:
+        """Generate for what ``stage`` returned; the default calls :meth:`generate` on the batch."""
+        return self.generate(staged)
+
     def close(self) -> None:
         """Release resources (GPU memory, connections)."""
 

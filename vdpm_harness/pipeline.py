@@ -18,6 +18,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,15 @@ class Inference:
             for item, (_, result) in zip(behind, prefetcher.map(jobs)):
                 yield item, result
 
-    def generate(self, batch: list[tuple[WorkItem, PreparedRequest]]) -> list[Prediction]:
-        """Run one batch; if the whole batch fails (e.g. out of memory), retry its samples one at a time."""
+    def generate(self, batch: list[tuple[WorkItem, PreparedRequest]], staged: Future | None = None) -> list[Prediction]:
+        """Run one batch (``staged``: the model's ``stage`` of it, running on the helper thread); if the whole batch
+        fails (e.g. out of memory), retry its samples one at a time."""
         start = time.perf_counter()
         try:
-            responses = self.model.generate([prepared for _, prepared in batch])
+            if staged is not None:
+                responses = self.model.generate_staged(staged.result())
+            else:
+                responses = self.model.generate([prepared for _, prepared in batch])
             if len(responses) != len(batch):
                 raise RuntimeError(f"model returned {len(responses)} responses for a batch of {len(batch)}")
         except Exception as exc:  # noqa: BLE001 - a failing model call becomes per-sample error records
@@ -261,24 +266,37 @@ class Inference:
                     yield item
 
         batch: list[tuple[WorkItem, PreparedRequest]] = []
+        # One batch is staged ahead: the model's CPU-side preparation of batch n+1 (``Model.stage``) runs on a helper
+        # thread while batch n generates on this one.
+        ahead: list = []  # [(items, future of model.stage(items))], at most one
+
+        def finish_ahead():
+            if ahead:
+                items, future = ahead.pop()
+                self.store.append(self.generate(items, future))
+                advance(len(items))
 
         def flush():
             if batch:
-                self.store.append(self.generate(batch))
-                advance(len(batch))
+                items = batch.copy()
                 batch.clear()
+                future = stager.submit(self.model.stage, [prepared for _, prepared in items])
+                finish_ahead()
+                ahead.append((items, future))
 
-        for item, media in self.media_stream(runnable()):
-            if isinstance(media, Exception):
-                reason = f"video error: {media}"
-                self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
-                advance(1)
-                continue
-            seed = sample_seed(self.config.seed, item.key)
-            batch.append((item, PreparedRequest(item.request, item.key, seed, media)))
-            if len(batch) >= self.model.batch_size:
-                flush()
-        flush()
+        with ThreadPoolExecutor(1, thread_name_prefix="vdpm-stage") as stager:
+            for item, media in self.media_stream(runnable()):
+                if isinstance(media, Exception):
+                    reason = f"video error: {media}"
+                    self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
+                    advance(1)
+                    continue
+                seed = sample_seed(self.config.seed, item.key)
+                batch.append((item, PreparedRequest(item.request, item.key, seed, media)))
+                if len(batch) >= self.model.batch_size:
+                    flush()
+            flush()
+            finish_ahead()
 
 
 # --- phases 2 and 3: extract and score -------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ on an H100 because of it. This module replaces the attention of each vision bloc
   ``scaled_dot_product_attention`` call (any device; the CPU fallback).
 
 Both compute exactly the block-diagonal attention of the original; ``tests/test_qwen_vision_attention.py`` checks
-that against the transformers implementation. The longest window is read from the GPU once per boundary tensor (the
-tower passes the same two tensors to all 32 blocks), not once per block: every such read stalls the CPU until the
-GPU has caught up, leaving the GPU idle while the next block's kernels are launched.
+that against the transformers implementation. The longest window and the longest frame are computed from the grid
+once per forward (a pre-hook hands them to transformers as ``max_window_seqlen`` / ``max_seqlen``), not read back
+from the GPU in every block: each such read stalls the CPU until the GPU has caught up (and breaks a compiled graph).
 """
 
 from __future__ import annotations
@@ -45,6 +45,20 @@ def _padded_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int, scale: fl
     mask = valid[:, None, None, :]  # keys beyond a window's length are masked out
     out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask, scale=scale)
     return out.transpose(1, 2)[window, position]
+
+
+def _longest_segments(module, args, kwargs):
+    """Forward pre-hook of the vision tower: the longest attention segment of full and windowed blocks, from
+    ``grid_thw`` (frames of h x w patches; windows of at most ``window`` x ``window`` merged patches)."""
+    grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+    if grid is None or "max_seqlen" in kwargs:
+        return None
+    merge = module.spatial_merge_size
+    window = module.window_size // merge // module.patch_size
+    rows = grid.tolist()
+    kwargs["max_seqlen"] = max(h * w for _, h, w in rows)
+    kwargs["max_window_seqlen"] = max(min(window, h // merge) * min(window, w // merge) for _, h, w in rows) * merge**2
+    return args, kwargs
 
 
 _last_boundaries: list = [None, 0]  # (cu_seqlens tensor, its longest segment): the tower reuses one tensor
@@ -85,6 +99,11 @@ def patch_vision_attention(model, mode: str = "auto") -> str:
     visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
     if mode == "auto":
         mode = "varlen" if varlen_available(next(visual.parameters()).device) else "padded"
+    hook = visual.__dict__.pop("_vdpm_hook", None)
+    if hook is not None:
+        hook.remove()
+    if mode != "transformers":
+        visual._vdpm_hook = visual.register_forward_pre_hook(_longest_segments, with_kwargs=True)
     for block in visual.blocks:
         if mode == "transformers":
             block.attn.__dict__.pop("forward", None)
