@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 
     from vdpm_harness_plugins.models.qwen25vl import load_random_model, write_random_checkpoint
     from vdpm_harness_plugins.models.qwen_vision_attention import patch_vision_attention
-    from vdpm_harness_plugins.models.varlen_attention import register
+    from vdpm_harness_plugins.models.attention import register
 
     args.out.mkdir(parents=True, exist_ok=True)
     cuda = not args.smoke

@@ -6,7 +6,7 @@ GPU-to-CPU sync per block for the window lengths). ``performance.md`` measured t
 on an H100 because of it. This module replaces the attention of each vision block with one call over all windows:
 
 * ``"varlen"``: PyTorch's variable-length flash attention (``torch.nn.attention.varlen.varlen_attn`` through
-  :func:`.varlen_attention.varlen`, CUDA only), the same packed-sequence kernel that flash-attn's
+  :func:`.attention.varlen`, CUDA only), the same packed-sequence kernel that flash-attn's
   ``flash_attn_varlen_func`` provides;
 * ``"padded"``: the windows gathered into one zero-padded batch with a key-padding mask and one
   ``scaled_dot_product_attention`` call (any device; the CPU fallback).
@@ -24,7 +24,7 @@ import types
 import torch
 import torch.nn.functional as F
 
-from .varlen_attention import varlen, varlen_available
+from .attention import varlen, varlen_available
 
 MODES = ("varlen", "padded", "transformers")
 

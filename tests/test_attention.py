@@ -1,9 +1,8 @@
-"""The packed-prefill attention (``vdpm_varlen``) computes what transformers' SDPA attention computes.
+"""The row-wise prefill attention (``vdpm_rowwise``) computes what transformers' SDPA attention computes.
 
-Reference: transformers' own ``attn_implementation="sdpa"`` on the same weights and the same left-padded batch.
-The CUDA kernel (``varlen_attn``) cannot run here, so the packing is exercised with a per-sequence SDPA kernel in
-its place: what is checked on the CPU is everything around the kernel (which tokens are packed, the sequence
-boundaries, grouped-query heads, causality, scattering back into the padded layout).
+Reference: transformers' own ``attn_implementation="sdpa"`` on the same weights and the same left-padded batch (its
+dense causal-and-padding mask). On the CPU the row-wise path runs as on the GPU, one causal SDPA call per row over
+that row's real tokens; only the backend preference (cuDNN first) is CUDA-only.
 """
 
 import pytest
@@ -13,30 +12,23 @@ pytest.importorskip("transformers")
 
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
-from vdpm_harness_plugins.models import varlen_attention  # noqa: E402
+from vdpm_harness_plugins.models import attention  # noqa: E402
 
-
-def reference_kernel(q, k, v, cu_seqlens, max_seqlen, *, causal, scale):
-    """Per-sequence SDPA over packed (T, H, D) tensors: what ``varlen_attn`` computes."""
-    calls.append(len(cu_seqlens) - 1)
-    out = []
-    groups = q.shape[1] // k.shape[1]
-    for start, end in zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
-        qs, ks, vs = (x[start:end].transpose(0, 1) for x in (q, k, v))
-        ks, vs = ks.repeat_interleave(groups, 0), vs.repeat_interleave(groups, 0)
-        out.append(torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, is_causal=causal, scale=scale))
-    return torch.cat([o.transpose(0, 1) for o in out])
-
-
-calls: list[int] = []
+calls: list[tuple] = []
 
 
 @pytest.fixture
-def packed(monkeypatch):
-    monkeypatch.setattr(varlen_attention, "kernel", reference_kernel)
-    monkeypatch.setattr(varlen_attention, "_packing", varlen_attention._Packing())
+def rowwise(monkeypatch):
+    """The registered implementation, with every SDPA call recorded (query shapes)."""
+    sdpa = attention.F.scaled_dot_product_attention
+
+    def recording(q, *args, **kwargs):
+        calls.append(tuple(q.shape))
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", recording)
     calls.clear()
-    return varlen_attention.register()
+    return attention.register()
 
 
 def tiny_model(attn: str):
@@ -61,33 +53,38 @@ def left_padded_batch():
     return ids, mask
 
 
-def test_padded_prefill_is_packed_and_matches_sdpa(packed):
+def test_padded_prefill_runs_row_by_row_and_matches_sdpa(rowwise):
     ids, mask = left_padded_batch()
     with torch.no_grad():
         reference = tiny_model("sdpa")(input_ids=ids, attention_mask=mask).logits
-        logits = tiny_model(packed)(input_ids=ids, attention_mask=mask).logits
-    assert calls == [3, 3]  # one packed call of the three rows per layer
+        calls.clear()
+        logits = tiny_model(rowwise)(input_ids=ids, attention_mask=mask).logits
+    assert calls == [(1, 4, 11, 16), (1, 4, 4, 16), (1, 4, 8, 16)] * 2  # each row's real tokens, in both layers
     real = mask.bool()
     torch.testing.assert_close(logits[real], reference[real], rtol=1e-5, atol=1e-5)
 
 
-def test_greedy_generation_matches_sdpa(packed):
+def test_greedy_generation_matches_sdpa(rowwise):
     ids, mask = left_padded_batch()
     settings = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
     with torch.no_grad():
         reference = tiny_model("sdpa").generate(input_ids=ids, attention_mask=mask, **settings)
-        out = tiny_model(packed).generate(input_ids=ids, attention_mask=mask, **settings)
-    assert calls == [3, 3]  # the prefill only: decoding steps take transformers' SDPA path with a padding mask
+        calls.clear()
+        out = tiny_model(rowwise).generate(input_ids=ids, attention_mask=mask, **settings)
+    # the prefill row by row; each decoding step one SDPA call over the batch with a padding mask (transformers')
+    assert calls[:6] == [(1, 4, 11, 16), (1, 4, 4, 16), (1, 4, 8, 16)] * 2
+    assert len(calls) == 6 + 2 * 5 and all(shape[0] == 3 for shape in calls[6:])
     assert torch.equal(out, reference)
 
 
-def test_unpadded_batch_takes_sdpa_unchanged(packed):
+def test_unpadded_batch_on_the_cpu_takes_sdpa_unchanged(rowwise):
     ids = torch.randint(1, 96, (2, 7), generator=torch.Generator().manual_seed(5))
     mask = torch.ones_like(ids)
     with torch.no_grad():
         reference = tiny_model("sdpa")(input_ids=ids, attention_mask=mask).logits
-        logits = tiny_model(packed)(input_ids=ids, attention_mask=mask).logits
-    assert calls == []  # nothing padded: the same SDPA call as attn_implementation="sdpa", bit for bit
+        calls.clear()
+        logits = tiny_model(rowwise)(input_ids=ids, attention_mask=mask).logits
+    assert calls == [(2, 4, 7, 16)] * 2  # nothing padded: transformers' own SDPA call over the batch, bit for bit
     assert torch.equal(logits, reference)
 
 
@@ -105,12 +102,12 @@ def test_varlen_adapts_to_the_installed_signature(monkeypatch):
     module = types.ModuleType("torch.nn.attention.varlen")
     module.varlen_attn = fake
     monkeypatch.setitem(sys.modules, "torch.nn.attention.varlen", module)
-    varlen_attention._varlen_parameters.cache_clear()
+    attention._varlen_parameters.cache_clear()
     try:
         q, k = torch.ones(5, 4, 16), torch.ones(5, 2, 16)
-        varlen_attention.varlen(q, k, k, torch.tensor([0, 2, 5]), 3, causal=True, scale=0.5)
+        attention.varlen(q, k, k, torch.tensor([0, 2, 5]), 3, causal=True, scale=0.5)
     finally:
-        varlen_attention._varlen_parameters.cache_clear()
+        attention._varlen_parameters.cache_clear()
     assert seen["is_causal"] is True
     assert seen["k"].shape == (5, 4, 16)  # key heads repeated for the query groups
     torch.testing.assert_close(seen["q"], torch.full((5, 4, 16), 0.5 * 16**0.5))  # scale folded into q
