@@ -119,9 +119,10 @@ def rowwise_attention_forward(module, query, key, value, attention_mask, dropout
             for row, n in enumerate(lengths):
                 if n == 0:
                     continue
-                q, k, v = (x[row : row + 1, :, q_len - n :] for x in (query, key, value))
-                if groups > 1:  # cuDNN takes no grouped heads: share each key/value head explicitly
-                    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+                # contiguous (B, H, L, D) rows: cuDNN declines transformers' transposed (B, L, H, D) views, and takes
+                # no grouped heads, so each key/value head is shared explicitly
+                q = query[row : row + 1, :, q_len - n :].contiguous()
+                k, v = (x[row : row + 1, :, q_len - n :].repeat_interleave(groups, dim=1) for x in (key, value))
                 result = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scaling).transpose(1, 2)
                 if out is None:
                     rows.append(result)

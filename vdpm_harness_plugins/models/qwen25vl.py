@@ -544,13 +544,13 @@ def compile_model(model) -> list[str]:
     float32, rotary embedding, SiLU, residuals over 46k patches a video) and each language-model layer's MLP and
     norms, for inputs of at least :data:`COMPILE_MIN_TOKENS` tokens (prefills). Attention and the KV cache stay
     eager. Measured on an H100 (``bench/profile_qwen_gpu.py``): the prefill of a 32-frame 560x1008 video from 0.72
-    to 0.48 s. The modules compile on first use (dynamic shapes after the first new size); returns what was
-    compiled."""
+    to 0.48 s. The modules compile on first use, with dynamic shapes (no recompilation when the next batch has
+    another length); returns what was compiled."""
     import torch
 
     def compile_large(module):
         eager = module.forward
-        compiled = torch.compile(eager)
+        compiled = torch.compile(eager, dynamic=True)  # one graph for every batch and video size
 
         def forward(hidden_states, *args, **kwargs):
             if hidden_states.numel() // hidden_states.shape[-1] >= COMPILE_MIN_TOKENS:
