@@ -313,8 +313,12 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=12, help="decode worker processes of the harness path")
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--paths", default="harness,harness1,harness1exact,naive", help="which paths to run, in order")
-    parser.add_argument("--identity-samples", type=int, default=50,
-                        help="samples of the batch-size-1 harness run whose predictions are compared with naive")  # fmt: skip
+    parser.add_argument(
+        "--identity-samples",
+        type=int,
+        default=50,
+        help="samples of the batch-size-1 harness runs, whose predictions are compared with naive",
+    )
     parser.add_argument("--out", type=Path, default=Path("results-bench"))
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
     parser.add_argument("--smoke", action="store_true",
@@ -368,7 +372,9 @@ def main(argv=None):
         run = runs[name]
         print(f"{name}: {len(run['tokens'])} samples in {run['wall']:.1f} s, GPU busy {run['busy']:.0%}, "
               f"peak {run['peak_mem'] / 2**30:.1f} GiB", flush=True)  # fmt: skip
-        (args.out / "bench_dsr_gpu_partial.json").write_text(json.dumps({k: {**v, "tokens": None} for k, v in runs.items()}))
+        (args.out / "bench_dsr_gpu_partial.json").write_text(
+            json.dumps({k: {**v, "tokens": None} for k, v in runs.items()})
+        )
     if "naive" in runs:
         flops = runs["naive"]["flops"] / args.samples
     else:  # the same analytic count from the harness's prompt lengths (the frames' size is fixed by the policy)

@@ -103,8 +103,10 @@ def time_backends(paths: list[Path], repeats: int) -> None:
     """One table row per variant: median seconds per video; checks that all variants give the same pixels."""
     info = video.probe(paths[0], "pyav")
     size = video.target_size(info.width, info.height, POLICY)
-    print(f"Task: {POLICY.nframes} uniformly sampled frames -> {size[0]}x{size[1]} (Pillow bicubic), "
-          f"median of {repeats} runs, file opened each time; default backend: {video.default_backend()}")
+    print(
+        f"Task: {POLICY.nframes} uniformly sampled frames -> {size[0]}x{size[1]} (Pillow bicubic), "
+        f"median of {repeats} runs, file opened each time; default backend: {video.default_backend()}"
+    )
     variants = ["pyav (sequential)", "pyav (keyframe seek)"]
     if "decord" in video.available_backends():
         variants.append("decord")
@@ -113,12 +115,14 @@ def time_backends(paths: list[Path], repeats: int) -> None:
     print(f"\n| backend | {header} |\n|---|" + "---|" * len(paths))
     for variant in variants:
         assert np.array_equal(decode_with(variant, paths[0]).frames, reference), f"{variant} differs"
-        cells = [f"{median_seconds(lambda: decode_with(variant, p), repeats):.2f} s" for p in paths]
+        cells = [f"{median_seconds(lambda v=variant, p=p: decode_with(v, p), repeats):.2f} s" for p in paths]
         print(f"| {variant} | " + " | ".join(cells) + " |")
     native = np.stack(list(synthetic_frames(info.width, info.height, POLICY.nframes)))
     resize = median_seconds(lambda: [video._resize(f, size) for f in native], repeats)
-    print(f"\nAll variants return identical pixels {reference.shape}; "
-          f"the resize alone takes {resize:.2f} s of each figure.")
+    print(
+        f"\nAll variants return identical pixels {reference.shape}; "
+        f"the resize alone takes {resize:.2f} s of each figure."
+    )
 
 
 def time_prefetcher(path: Path, folder: Path, count: int, repeats: int) -> None:
@@ -128,16 +132,19 @@ def time_prefetcher(path: Path, folder: Path, count: int, repeats: int) -> None:
         copy = folder / f"copy_{i:02d}.mp4"
         shutil.copyfile(path, copy)
         jobs.append((str(copy), POLICY, None))
-    print(f"\nPrefetcher over {count} copies of {path.name} "
-          f"(default backend, depth 2 x workers, pool start-up included, median of {repeats} runs):\n")
+    print(
+        f"\nPrefetcher over {count} copies of {path.name} "
+        f"(default backend, depth 2 x workers, pool start-up included, median of {repeats} runs):\n"
+    )
     print("| workers | total | videos/s |\n|---|---|---|")
+
     def run(workers: int) -> None:
         with Prefetcher(decode_job, workers=workers) as prefetcher:
             for _, result in prefetcher.map(jobs):
                 assert not isinstance(result, Exception), result
 
     for workers in (0, 1, 2):
-        total = median_seconds(lambda: run(workers), repeats)
+        total = median_seconds(lambda w=workers: run(w), repeats)
         print(f"| {workers} | {total:.1f} s | {count / total:.2f} |")
 
 

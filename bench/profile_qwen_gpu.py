@@ -33,7 +33,9 @@ QUESTIONS = [
     "Which object moves faster?",
     "Relative to the dog's orientation at the start, where is the ball at the end of the video, and how far away?",
 ]
-DSR_SUFFIX = "\nA. Left\nB. Right\nC. Forward\nD. Back\nAnswer with the option's letter from the given choices directly."
+DSR_SUFFIX = (
+    "\nA. Left\nB. Right\nC. Forward\nD. Back\nAnswer with the option's letter from the given choices directly."
+)
 
 
 def synthetic_frames(frames: int, height: int, width: int, seed: int) -> np.ndarray:
@@ -78,9 +80,9 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoProcessor
 
+    from vdpm_harness_plugins.models.attention import register
     from vdpm_harness_plugins.models.qwen25vl import load_random_model, write_random_checkpoint
     from vdpm_harness_plugins.models.qwen_vision_attention import patch_vision_attention
-    from vdpm_harness_plugins.models.attention import register
 
     args.out.mkdir(parents=True, exist_ok=True)
     cuda = not args.smoke
@@ -102,8 +104,8 @@ def main(argv=None) -> int:
             except Exception:  # noqa: BLE001 - one failing part must not lose the others
                 report["errors"][name] = traceback.format_exc()
                 print(report["errors"][name], flush=True)
-            print(f"[{time.perf_counter() - start:6.1f} s] {name}: {json.dumps(report['parts'].get(name), default=str)}",
-                  flush=True)  # fmt: skip
+            result = json.dumps(report["parts"].get(name), default=str)
+            print(f"[{time.perf_counter() - start:6.1f} s] {name}: {result}", flush=True)
             save()
 
         return wrap
@@ -124,8 +126,8 @@ def main(argv=None) -> int:
     processor.tokenizer.padding_side = "left"
     height, width = (int(v) for v in args.size.split("x"))
     frames = [synthetic_frames(args.frames, height, width, seed) for seed in range(8)]
-    metadata = {"total_num_frames": 1800, "fps": 30.0, "frames_indices": list(np.linspace(0, 1799, args.frames).astype(int)),
-                "duration": 60.0}  # fmt: skip
+    indices = np.linspace(0, 1799, args.frames).astype(int).tolist()
+    metadata = {"total_num_frames": 1800, "fps": 30.0, "frames_indices": indices, "duration": 60.0}
     visual = model.model.visual
 
     def chat(question: str) -> str:
@@ -200,7 +202,7 @@ def main(argv=None) -> int:
                 batch = one if n == 1 else inputs(n)
                 for tokens in (1, 8):
                     settings = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
-                    seconds, _ = timed(lambda: model.generate(**batch, **settings), args.repeats, sync)
+                    seconds, _ = timed(lambda b=batch, g=settings: model.generate(**b, **g), args.repeats, sync)
                     out[f"bs{n}_new{tokens}_s"] = seconds
                 out[f"bs{n}_per_sample_s"] = out[f"bs{n}_new8_s"] / n
                 out[f"bs{n}_decode_step_ms"] = (out[f"bs{n}_new8_s"] - out[f"bs{n}_new1_s"]) / 7 * 1000
@@ -219,7 +221,8 @@ def main(argv=None) -> int:
             for name, vision, attn, device in (("naive", "transformers", "sdpa", "cpu"),
                                                ("harness", fast_vision, register(), dev),
                                                ("harness_cpu_preprocess", fast_vision, register(), "cpu"),
-                                               ("harness_transformers_vision", "transformers", register(), dev)):  # fmt: skip
+                                               ("harness_transformers_vision", "transformers", register(),
+                                                dev)):  # fmt: skip
                 patch_vision_attention(model, vision)
                 model.set_attn_implementation(attn)
                 rows = {}
@@ -261,15 +264,19 @@ def main(argv=None) -> int:
         events = prof.key_averages()
         kernels = sorted((e for e in events if e.device_type.name == "CUDA"), key=lambda e: -e.self_device_time_total)
         gpu_total = sum(e.self_device_time_total for e in kernels) / 1e6
-        table = events.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=40, max_name_column_width=90)
+        table = events.table(
+            sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=40, max_name_column_width=90
+        )
         (args.out / "profile_bs4_cuda.txt").write_text(table)
         (args.out / "profile_bs4_cpu.txt").write_text(
-            events.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=90))
+            events.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=90)
+        )
         print(table, flush=True)
         return {"wall_s": wall, "gpu_kernel_s": gpu_total, "gpu_fraction": gpu_total / wall,
                 "cpu_top": [[e.key[:90], round(e.self_cpu_time_total / 1e6, 4), e.count]
                             for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]],
-                "top_kernels": [[e.key[:90], round(e.self_device_time_total / 1e6, 4), e.count] for e in kernels[:25]]}  # fmt: skip
+                "top_kernels": [[e.key[:90], round(e.self_device_time_total / 1e6, 4), e.count]
+                                for e in kernels[:25]]}  # fmt: skip
 
     @part("sdpa_backends")
     def _():
@@ -319,8 +326,8 @@ def main(argv=None) -> int:
                     model.generate(**batch, **settings)
                     sync()
                     out[f"bs{n}_new{tokens}_first_s"] = time.perf_counter() - start
-                    out[f"bs{n}_new{tokens}_s"], _ = timed(lambda: model.generate(**batch, **settings), args.repeats,
-                                                           sync)  # fmt: skip
+                    run = lambda b=batch, g=settings: model.generate(**b, **g)  # noqa: E731
+                    out[f"bs{n}_new{tokens}_s"], _ = timed(run, args.repeats, sync)
                 out[f"bs{n}_per_sample_s"] = out[f"bs{n}_new8_s"] / n
                 out[f"bs{n}_decode_step_ms"] = (out[f"bs{n}_new8_s"] - out[f"bs{n}_new1_s"]) / 7 * 1000
         return out

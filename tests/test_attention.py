@@ -112,3 +112,35 @@ def test_varlen_adapts_to_the_installed_signature(monkeypatch):
     assert seen["k"].shape == (5, 4, 16)  # key heads repeated for the query groups
     torch.testing.assert_close(seen["q"], torch.full((5, 4, 16), 0.5 * 16**0.5))  # scale folded into q
     assert seen["cu"].dtype == torch.int32
+
+
+def test_compile_model_compiles_prefills_only(monkeypatch):
+    """``compile_model`` routes prefill-sized inputs (>= COMPILE_MIN_TOKENS tokens) through the compiled modules and
+    runs decoding steps eagerly; the compiled function here is a recording stand-in (real compilation is measured
+    on the GPU by bench/profile_qwen_gpu.py)."""
+    from vdpm_harness_plugins.models import qwen25vl
+
+    sizes = []
+
+    def fake_compile(fn, **options):
+        assert options == {"dynamic": True}
+
+        def compiled(hidden_states, *args, **kwargs):
+            sizes.append(hidden_states.numel() // hidden_states.shape[-1])
+            return fn(hidden_states, *args, **kwargs)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(qwen25vl, "COMPILE_MIN_TOKENS", 16)
+    model = tiny_model("sdpa")
+    ids, mask = left_padded_batch()  # 3 rows of 11 positions: 33 tokens
+    with torch.no_grad():
+        reference = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0
+        )
+        assert qwen25vl.compile_model(model) == ["vision blocks", "language-model MLPs and RMSNorms"]
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert torch.equal(out, reference)
+    # the prefill's 33 tokens through the 3 compiled modules of both layers; the 3-token decoding steps eagerly
+    assert sizes == [33] * 6

@@ -42,7 +42,9 @@ def test_patched_tower_matches_transformers(monkeypatch):
 
     calls = []
     original = qwen_vision_attention._padded_attention
-    monkeypatch.setattr(qwen_vision_attention, "_padded_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        qwen_vision_attention, "_padded_attention", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     model = tiny_model()
     # 4 frames (2 temporal patches) of 20 x 36 patches: the windows at the right and bottom edges are partial
     grid = torch.tensor([[2, 20, 36]])

@@ -276,8 +276,10 @@ def test_cli_import_pools_real_and_synthetic_into_one_run(tmp_path):
     result = json.loads((tmp_path / "res" / "gpt-4o_32frame@cot" / "vlm4d" / "results.json").read_text())
     assert round(result["metrics"]["real_overall"]["value"], 2) == 59.96
     assert round(result["metrics"]["syn_overall"]["value"], 2) == 49.89
-    predictions = [json.loads(line) for line in
-                   (tmp_path / "res" / "gpt-4o_32frame@cot" / "vlm4d" / "predictions.jsonl").read_text().splitlines()]
+    predictions = [
+        json.loads(line)
+        for line in (tmp_path / "res" / "gpt-4o_32frame@cot" / "vlm4d" / "predictions.jsonl").read_text().splitlines()
+    ]
     flagged = {p["sample_id"] for p in predictions if "drift" in p["meta"]}
     assert flagged == {"real/validation_94", "real/validation_95", "real/validation_148"}
     assert "vlm4d" in (tmp_path / "res" / "leaderboard.md").read_text()
