@@ -144,3 +144,33 @@ def test_compile_model_compiles_prefills_only(monkeypatch):
     assert torch.equal(out, reference)
     # the prefill's 33 tokens through the 3 compiled modules of both layers; the 3-token decoding steps eagerly
     assert sizes == [33] * 6
+
+
+def test_failing_compilation_falls_back_to_eager(monkeypatch, caplog):
+    """A compiled module whose compilation fails (no C compiler, no Triton) runs eagerly from then on, with one
+    warning per module, and the results are those of the uncompiled model."""
+    from vdpm_harness_plugins.models import qwen25vl
+
+    attempts = []
+
+    def broken_compile(fn, **options):
+        def compiled(*args, **kwargs):
+            attempts.append(1)
+            raise RuntimeError("InductorError: no working C compiler found\ndetails")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(qwen25vl, "COMPILE_MIN_TOKENS", 16)
+    model = tiny_model("sdpa")
+    ids, mask = left_padded_batch()
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask).logits
+        qwen25vl.compile_model(model)
+        with caplog.at_level("WARNING", logger=qwen25vl.__name__):
+            first = model(input_ids=ids, attention_mask=mask).logits
+            again = model(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(first, reference) and torch.equal(again, reference)
+    assert len(attempts) == 6  # each of the 6 language-model modules tried once, then eager for good
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 6 and "no working C compiler found" in warnings[0] and "details" not in warnings[0]

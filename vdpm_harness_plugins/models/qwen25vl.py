@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 import time
@@ -53,6 +54,8 @@ from vdpm_harness import hookimpl
 from vdpm_harness.distributed import local_rank
 from vdpm_harness.interfaces import Model, PreparedRequest
 from vdpm_harness.records import FramePolicy, ImagePart, Response, Strict, TextPart, VideoPart
+
+log = logging.getLogger(__name__)
 
 #: qwen-vl-utils' per-frame pixel limits for videos (VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS).
 VIDEO_MIN_PIXELS = 128 * 28 * 28
@@ -550,11 +553,19 @@ def compile_model(model) -> list[str]:
 
     def compile_large(module):
         eager = module.forward
-        compiled = torch.compile(eager, dynamic=True)  # one graph for every batch and video size
+        compiled = [torch.compile(eager, dynamic=True)]  # one graph for every batch and video size
 
         def forward(hidden_states, *args, **kwargs):
-            if hidden_states.numel() // hidden_states.shape[-1] >= COMPILE_MIN_TOKENS:
-                return compiled(hidden_states, *args, **kwargs)
+            if compiled and hidden_states.numel() // hidden_states.shape[-1] >= COMPILE_MIN_TOKENS:
+                try:
+                    return compiled[0](hidden_states, *args, **kwargs)
+                except torch.cuda.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - e.g. no C compiler or Triton: these modules are pure, so
+                    # the same call runs eagerly, and so does every later one
+                    log.warning("torch.compile failed for %s (%s: %s); running it eagerly", type(module).__name__,
+                                type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
+                    compiled.clear()
             return eager(hidden_states, *args, **kwargs)
 
         module.forward = forward
