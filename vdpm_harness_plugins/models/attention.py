@@ -119,8 +119,9 @@ def rowwise_attention_forward(module, query, key, value, attention_mask, dropout
             for row, n in enumerate(lengths):
                 if n == 0:
                     continue
-                # contiguous (B, H, L, D) rows: cuDNN declines transformers' transposed (B, L, H, D) views, and takes
-                # no grouped heads, so each key/value head is shared explicitly
+                # contiguous rows with every key/value head repeated for its query group: cuDNN's attention takes no
+                # grouped heads and is particular about strides (whether it is the kernel chosen inside the model
+                # is not confirmed yet: docs/PERFORMANCE.md)
                 q = query[row : row + 1, :, q_len - n :].contiguous()
                 k, v = (x[row : row + 1, :, q_len - n :].repeat_interleave(groups, dim=1) for x in (key, value))
                 result = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scaling).transpose(1, 2)

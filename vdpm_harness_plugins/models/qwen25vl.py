@@ -28,6 +28,13 @@ How a request becomes model inputs (:meth:`Qwen25VL.prepare`):
    with ``size_multiple = 28`` come out of it at their own size, and torchvision skips a resize to the same size, so
    their pixels are not touched twice.
 
+On CUDA, by default (each can be switched off to get transformers' own computation, which is what the naive loop of
+``bench/bench_dsr_gpu.py`` runs): the vision tower's windows in one varlen flash call (``vision_attention``), each
+row's prefill in its own causal SDPA call with cuDNN preferred (``attn_implementation="rowwise"``), the vision blocks
+and the language model's MLPs and norms compiled for prefill-sized inputs (``compile``), and the processor's
+resizing and normalisation on the GPU (``preprocess_device``). :meth:`Qwen25VL.stage` does the CPU-side work of a
+batch, which the harness runs on a helper thread while the previous batch generates.
+
 Decoding: greedy unless the request's temperature is above 0 (then sampled one request at a time, seeded with the
 request's seed). Only the checkpoint's token ids are taken from its ``generation_config``; its sampling defaults (the
 released Qwen2.5-VL ship ``repetition_penalty=1.05``, ``top_k=1``, ...) are recorded in ``describe()`` but not applied,
@@ -177,7 +184,7 @@ class Qwen25VL(Model):
 
     @property
     def attn_implementation(self) -> str:
-        """The transformers ``attn_implementation`` that ``auto`` (or ``varlen``) resolves to on this device."""
+        """The transformers ``attn_implementation`` that ``auto`` (or ``rowwise``) resolves to on this device."""
         from .attention import register
 
         wanted = self.options.attn_implementation
