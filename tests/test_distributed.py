@@ -93,3 +93,39 @@ def test_kill_one_launch_and_resume_with_another_process_count(tmp_path):
     assert not set(recomputed) & stored_before  # nothing stored was computed again
     assert len(recomputed) == len(set(recomputed)) == 48 - len(stored_before)  # each missing sample once
     assert json.loads((folder / "results.json").read_text())["n_samples"] == 48
+
+
+@pytest.mark.parametrize("main", [True, False])
+def test_rank_0_reads_samples_before_the_other_ranks(host, tmp_path, main):
+    """Rank 0 reads (builds) a benchmark's samples, then every rank meets at a barrier, then the others read them;
+    a failure on rank 0 is raised only after its barrier, so no rank is left waiting."""
+    from vdpm_harness.config import build_config
+    from vdpm_harness.pipeline import Runner
+
+    events = []
+
+    class FakeDist:
+        is_main, active = main, True
+
+        def barrier(self):
+            events.append("barrier")
+
+    class Bench:
+        id, fail = "b", False
+
+        def samples(self):
+            events.append("read")
+            if self.fail:
+                raise OSError("data folder unreadable")
+            return ["s1", "s2", "s3"]
+
+    runner = Runner(build_config(models="random", benches="motion-basics", out=str(tmp_path), limit=2), host)
+    runner.dist = FakeDist()
+    assert runner.samples(Bench()) == ["s1", "s2"] and runner.samples(Bench()) == ["s1", "s2"]  # read once
+    assert events == (["read", "barrier"] if main else ["barrier", "read"])
+    events.clear()
+    broken = Bench()
+    broken.id, broken.fail = "c", True
+    with pytest.raises(OSError, match="unreadable"):
+        runner.samples(broken)
+    assert events == (["read", "barrier"] if main else ["barrier", "read"])

@@ -421,12 +421,26 @@ class Runner:
         return models, benches, judge
 
     def samples(self, benchmark: Benchmark) -> list[Sample]:
+        """The benchmark's samples (cut to ``limit``), read once per run. Under ``torchrun`` rank 0 reads them first
+        and the other ranks after a barrier: a benchmark that builds its data on first use (``dsr-synth``) must not
+        be built by several processes at once, one of them reading files another is still writing."""
         if benchmark.id not in self._samples:
-            samples = list(benchmark.samples())
-            if self.config.limit:
-                samples = samples[: self.config.limit]
-            self._samples[benchmark.id] = samples
+            failure = None
+            if self.dist.is_main:
+                try:
+                    self._samples[benchmark.id] = self._read_samples(benchmark)
+                except Exception as exc:  # noqa: BLE001 - raised after the barrier, which every rank must reach
+                    failure = exc
+            self.dist.barrier()
+            if failure is not None:
+                raise failure
+            if benchmark.id not in self._samples:
+                self._samples[benchmark.id] = self._read_samples(benchmark)
         return self._samples[benchmark.id]
+
+    def _read_samples(self, benchmark: Benchmark) -> list[Sample]:
+        samples = list(benchmark.samples())
+        return samples[: self.config.limit] if self.config.limit else samples
 
     def run_record(self, model_spec, model: Model, label: str, bench_spec, benchmark: Benchmark, judge) -> RunRecord:
         record = mask_secrets(
@@ -493,11 +507,11 @@ class Runner:
         folder = self.out / label / benchmark.id
         outcome = PairOutcome(label, benchmark.id)
         try:
+            samples = self.samples(benchmark)  # first: every rank reaches its barrier
             run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
             folder.mkdir(parents=True, exist_ok=True)
             if self.dist.is_main:
                 write_atomic(folder / "run.json", run.model_dump_json(indent=2))
-            samples = self.samples(benchmark)
             items = plan(benchmark, model, samples, bench_spec.frames)
             store = PredictionStore(folder, shard=self.dist.shard())
             claims = None
