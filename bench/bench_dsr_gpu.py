@@ -297,7 +297,8 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
             "tokens": {r.sample_id: r.usage.get("output_ids") for r in records}, "n": len(records),
             "errors": outcome.result.n_errors, "steady_rate": steady,
             "first_batch_s": batches[0][0] - start if batches else None, "batch_size": batch_size,
-            "prompt_tokens": sum(r.usage.get("prompt_tokens", 0) for r in records)}  # fmt: skip
+            "prompt_tokens": sum(r.usage.get("prompt_tokens", 0) for r in records),
+            "timings": outcome.timings}  # fmt: skip
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
@@ -397,6 +398,8 @@ def main(argv=None):
             entry.update(steady_samples_per_s=run["steady_rate"], steady_mfu=flops * run["steady_rate"] / peak,
                          first_batch_s=run["first_batch_s"], projected_full_min=projected / 60,
                          projected_full_mfu=flops * FULL_BENCHMARK / projected / peak)  # fmt: skip
+        if run.get("timings"):  # the main thread: waiting for frames / for staging, generating, storing
+            entry["main_thread_s"] = run["timings"]
         if name != "naive" and "naive" in runs:
             reference = runs["naive"]["tokens"]
             entry["differs_from_naive"] = float(np.mean([reference[k] != v for k, v in run["tokens"].items()]))

@@ -326,7 +326,11 @@ def test_next_batch_is_staged_while_the_current_one_generates(host, tmp_path):
     model = Staged()
     items = plan(bench, model, samples, None)
     store = PredictionStore(tmp_path)
-    Inference(model, bench, store, build_config(models="x", benches="y"), set()).run(items)
+    inference = Inference(model, bench, store, build_config(models="x", benches="y"), set())
+    inference.run(items)
+    # where the main thread's time went; the first batch's 50 ms of generation (the helper stages meanwhile)
+    assert set(inference.timings) == {"media", "stage", "staged", "generate", "store"}
+    assert inference.timings["generate"] >= 0.05 and all(v >= 0 for v in inference.timings.values())
     stored = store.load()
     assert len(stored) == 10 and all(p.status == "ok" for p in stored.values())
     texts = {p.sample_id: p.response for p in stored.values()}

@@ -68,6 +68,8 @@ class PairOutcome:
     result: BenchmarkResult | None = None
     error: str | None = None
     counts: Counter = field(default_factory=Counter)
+    #: Where this process's inference time went, in seconds (see ``Inference.timings``).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -157,6 +159,10 @@ class Inference:
         self.secrets = secrets
         self.fingerprint = model.fingerprint()
         self.counts: Counter = Counter()
+        #: Seconds of this process's main thread: ``media`` waiting for decoded frames, ``staged`` waiting for the
+        #: helper thread's ``Model.stage``, ``generate`` in the model, ``store`` writing predictions; ``stage`` is
+        #: the helper thread's own time (overlapped with the rest). Tells a GPU run where the GPU waited.
+        self.timings: Counter = Counter()
 
     def record(self, item: WorkItem, response: Response) -> Prediction:
         status = "ok" if response.error is None and response.text is not None else "error"
@@ -207,7 +213,11 @@ class Inference:
         start = time.perf_counter()
         try:
             if staged is not None:
-                responses = self.model.generate_staged(staged.result())
+                ready = staged.result()
+                waited = time.perf_counter()
+                self.timings["staged"] += waited - start
+                responses = self.model.generate_staged(ready)
+                self.timings["generate"] += time.perf_counter() - waited
             else:
                 responses = self.model.generate([prepared for _, prepared in batch])
             if len(responses) != len(batch):
@@ -273,19 +283,40 @@ class Inference:
         def finish_ahead():
             if ahead:
                 items, future = ahead.pop()
-                self.store.append(self.generate(items, future))
+                predictions = self.generate(items, future)
+                start = time.perf_counter()
+                self.store.append(predictions)
+                self.timings["store"] += time.perf_counter() - start
                 advance(len(items))
+
+        def stage(prepared: list[PreparedRequest]):
+            start = time.perf_counter()
+            try:
+                return self.model.stage(prepared)
+            finally:
+                self.timings["stage"] += time.perf_counter() - start
 
         def flush():
             if batch:
                 items = batch.copy()
                 batch.clear()
-                future = stager.submit(self.model.stage, [prepared for _, prepared in items])
+                future = stager.submit(stage, [prepared for _, prepared in items])
                 finish_ahead()
                 ahead.append((items, future))
 
+        def timed(stream):  # the time this thread waits for the next decoded request
+            while True:
+                start = time.perf_counter()
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    return
+                finally:
+                    self.timings["media"] += time.perf_counter() - start
+                yield item
+
         with ThreadPoolExecutor(1, thread_name_prefix="vdpm-stage") as stager:
-            for item, media in self.media_stream(runnable()):
+            for item, media in timed(self.media_stream(runnable())):
                 if isinstance(media, Exception):
                     reason = f"video error: {media}"
                     self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
@@ -520,6 +551,7 @@ class Runner:
             inference = Inference(model, benchmark, store, self.config, self.secrets)
             inference.run(items, progress, claims)
             outcome.counts = inference.counts
+            outcome.timings = {k: round(v, 3) for k, v in sorted(inference.timings.items())}
         except PluginError:
             raise
         except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
