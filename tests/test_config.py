@@ -122,3 +122,13 @@ def test_secret_masking_and_redaction(monkeypatch):
     secrets = secret_values(data)
     assert {"sk-abc-123", "Bearer x1y2", "t0k3n-value", "sk-from-env-999"} <= secrets
     assert redact("401 for key sk-abc-123 and sk-from-env-999", secrets) == "401 for key *** and ***"
+
+
+def test_token_counts_and_tokenizers_are_not_secrets():
+    """``token`` marks a secret only as a word of its own: counts (``max_new_tokens``) and names (``tokenizer``)
+    stay readable in run records (``rescore`` re-creates the benchmark from them) and are never redacted."""
+    data = {"hf_token": "hf_abc", "ACCESS-TOKEN": "x9y8z7", "max_new_tokens": 8, "max_tokens": 1024,
+            "tokenizer": "qwen", "tokens_per_second": 2, "prompt_tokens": 11714}  # fmt: skip
+    masked = mask_secrets(data)
+    assert masked == {**data, "hf_token": "***", "ACCESS-TOKEN": "***"}
+    assert secret_values(data) >= {"hf_abc", "x9y8z7"} and not secret_values(data) & {"qwen", "11714"}

@@ -686,3 +686,152 @@ def test_pull_unpacks_the_videos_where_vlmevalkit_does(tmp_path, monkeypatch):
     problems = DSRBench({"data_dir": str(data)}).verify()
     assert len(problems) == 1 and "differs from the published" in problems[0]  # only the fixture's checksum
     assert len(list(DSRBench({"data_dir": str(data)}).samples())) == 26
+
+
+# --- the LLM scorer (VLMEvalKit's llm_extract.py, from the same wheel) ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ref_judge(wheel, tmp_path_factory) -> types.SimpleNamespace:
+    """VLMEvalKit's LLM scorer for DSR-Bench (``extract_ans_by_llm`` and ``call_llm_extract``), loaded from the
+    wheel's ``llm_extract.py`` and ``tools/utils.py`` with importlib; a fake judge model stands in for the API."""
+    import logging
+
+    folder = tmp_path_factory.mktemp("vlmeval-judge")
+    with zipfile.ZipFile(wheel) as zf:
+        for member in (f"{SPATIAL}/llm_extract.py", f"{SPATIAL}/tools/utils.py"):
+            zf.extract(member, folder)
+    pkg = SPATIAL.replace("/", ".")
+    stubs = {
+        "vlmeval": _module("vlmeval"),
+        "vlmeval.smp": _module("vlmeval.smp"),
+        "vlmeval.smp.file": _module("vlmeval.smp.file", load=None),
+        "vlmeval.smp.log": _module("vlmeval.smp.log", get_logger=logging.getLogger),
+        "vlmeval.utils": _module("vlmeval.utils"),
+        "vlmeval.utils.mp_util": _module("vlmeval.utils.mp_util", track_progress_rich=None),
+        "vlmeval.dataset": _module("vlmeval.dataset"),
+        "vlmeval.dataset.utils": _module("vlmeval.dataset.utils"),
+        pkg: _module(pkg),
+        f"{pkg}.tools": _module(f"{pkg}.tools"),
+    }
+    names = [*stubs, f"{pkg}.tools.utils", f"{pkg}.llm_extract"]
+    saved = {name: sys.modules.get(name) for name in names}
+    loaded = {}
+    try:
+        sys.modules.update(stubs)
+        for sub in ("tools.utils", "llm_extract"):
+            name = f"{pkg}.{sub}"
+            spec = importlib.util.spec_from_file_location(name, folder / SPATIAL / (sub.replace(".", "/") + ".py"))
+            loaded[sub] = importlib.util.module_from_spec(spec)
+            sys.modules[name] = loaded[sub]
+            spec.loader.exec_module(loaded[sub])
+    finally:  # leave no fake ``vlmeval`` behind
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    module = loaded["llm_extract"]
+    return types.SimpleNamespace(prompt=module.GENERIC_EXTRACT_JUDGE_PROMPT, extract=module.extract_ans_by_llm)
+
+
+class FakeJudge:
+    """What VLMEvalKit calls: ``generate(prompt) -> str``; records the prompts, replies with ``reply``."""
+
+    def __init__(self, reply: str):
+        self.reply, self.prompts = reply, []
+
+    def generate(self, prompt):
+        self.prompts.append(prompt)
+        return self.reply
+
+
+JUDGE_ROWS = [
+    # (question, options as stored in the TSV, gold, response)
+    ("Where does the car go?", OPTIONS, "B", "The car turns right, so B."),
+    ("Relative to the dog at the start, where is the ball?",
+     ["A. (1) Front|Left.", "B.  (2)   Back|Right. ", "C. (3) Left", "D. (4) Right"], "A", "<think>hmm</think>A"),
+    ("Which is faster?\nThink carefully.", ["A. The dog", "B. The ball", "C. Same speed"], "C", ""),
+]  # fmt: skip
+
+
+def test_judge_prompt_is_vlmevalkits_to_the_character(ref_judge):
+    """The request of the ``dsr`` plugin for a response equals the prompt VLMEvalKit's ``extract_ans_by_llm`` sends
+    for the same table row (options serialised as in ``DSRBench.tsv``), quirks included (``"A. A. ..."``)."""
+    from vdpm_harness_plugins.benchmarks.dsr import JUDGE_PROMPT
+
+    assert JUDGE_PROMPT == ref_judge.prompt
+    import pandas as pd
+
+    sent = []
+    for question, options, gold, response in JUDGE_ROWS:
+        judge = FakeJudge("A\tB")
+        row = pd.Series({"index": 0, "question": question, "options": json.dumps(options), "answer": gold,
+                         "prediction": response})  # fmt: skip
+        assert ref_judge.extract(judge, row, mode="mcq") == ("A", "B")
+        mine = Sample(sample_id="0", video_id="v", question=question, options=options, answer=gold, media=["v.mp4"])
+        [message] = bench().judge_prompt(mine, response).messages
+        assert message == {"role": "user", "content": judge.prompts[0]}
+        sent.append(judge.prompts[0])
+    # upstream's quirks, reproduced: letters prefixed twice, whitespace collapsed, the gold answer as letter + text
+    assert "Options:\nA. A. (1) Front|Left.\nB. B. (2) Back|Right.\n" in sent[1]
+    assert "<Standard Answer Begin>\nA. A. (1) Front|Left.\n<Standard Answer End>" in sent[1]
+
+
+@pytest.mark.parametrize("reply", [
+    "A\tB", "B\tC. Stay the same", "C\tN/A", "A", "B  ", "  A | B", "A: the ball", "A,B", "C\\tN/A", "A\t",
+    "A\tB\nsecond line ignored", "Answer: B", "The grade is A", "D\tB", "a\tB", "", "   \n  ", "AB\tB", "(A)\tB",
+])  # fmt: skip
+def test_judge_replies_are_read_as_vlmevalkit_reads_them(ref_judge, reply):
+    """Grade and extracted answer from a reply equal ``call_llm_extract``'s (which re-asks an unreadable reply three
+    times, then grades C; an empty reply crashes it, here it is an unreadable one)."""
+    import pandas as pd
+
+    question, options, gold, response = JUDGE_ROWS[0]
+    row = pd.Series({"question": question, "options": json.dumps(options), "answer": gold, "prediction": response})
+    mine = bench().parse_judgement(sample(gold), reply)
+    if reply.strip():
+        grade, extracted = ref_judge.extract(FakeJudge(reply), row, mode="mcq")
+    else:
+        with pytest.raises(IndexError):  # upstream: ``ans.splitlines()[0]`` of an empty reply
+            ref_judge.extract(FakeJudge(reply), row, mode="mcq")
+        grade, extracted = "C", "N/A"
+    assert (mine.detail["grade"], mine.detail["extracted_answer"]) == (grade, extracted)
+    assert bench().score(sample(gold), mine)[0] == (1.0 if grade == "A" else 0.0)
+
+
+def test_rescore_with_the_llm_scorer_through_the_judge(tsv_data, host, tmp_path, monkeypatch):
+    """A finished ``dsr`` run rescored with ``openai-judge`` (a real HTTP server on loopback plays the judge): one
+    user message per response in VLMEvalKit's format, no structured output, and correct iff the grade is A."""
+    from tests.chat_server import ChatServer
+    from vdpm_harness.config import build_config
+    from vdpm_harness.pipeline import Runner, rescore
+
+    config = build_config(
+        models="random", benches="dsr", out=str(tmp_path / "res"), bench_args=(f"data_dir={tsv_data}",)
+    )
+    [outcome] = Runner(config, host).run()
+    folder = tmp_path / "res" / "random" / "dsr"
+    responses = {p["sample_id"]: p["response"] for p in lines(folder / "predictions.jsonl")}
+
+    def grade(body):  # A when the response's letter is the gold one (read from the request), else B
+        [message] = body["messages"]
+        text = message["content"]
+        gold = re.search(r"<Standard Answer Begin>\n(\w)\. ", text).group(1)
+        answer = re.search(r"<Candidate's Answer Begin>\n(.*)\n<Candidate's Answer End>", text, re.S).group(1)
+        return f"{'A' if answer.strip() == gold else 'B'}\t{answer.strip()}"
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ChatServer(responder=grade) as server:
+        judge = host.create("judges", "openai-judge", {"base_url": server.url, "model": "gpt-4o-mini",
+                                                        "temperature": 0})  # fmt: skip
+        judged = rescore(host, folder, judge)
+        assert len(server.requests) == 26
+        assert all("response_format" not in r.body and r.body["temperature"] == 0 for r in server.requests)
+    assert judged.scoring == "judge:openai-judge@1"
+    assert judged.metrics["accuracy"].value == pytest.approx(outcome.result.metrics["accuracy"].value)
+    scores = {s["sample_id"]: s for s in lines(folder / "scores.jsonl")}
+    for sample_id, score in scores.items():
+        detail = score["extraction"]["detail"]
+        assert detail["grade"] in "AB" and detail["extracted_answer"] == responses[sample_id].strip()
+        assert score["correct"] == (1.0 if detail["grade"] == "A" else 0.0)

@@ -37,7 +37,9 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+#: Keys whose values are secrets. ``token`` only as a word of its own (``hf_token``, ``access_token``), so that
+#: counts such as ``max_new_tokens`` and names such as ``tokenizer`` are neither masked nor redacted.
+SECRET_KEY = re.compile(r"(api[_-]?key|(?<![a-z])token(?![a-z])|secret|password|passwd|authorization|credential)", re.I)
 MASK = "***"
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

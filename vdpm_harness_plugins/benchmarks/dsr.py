@@ -26,6 +26,11 @@ wins (after ``</think>``, inside the last ``<answer>`` block). Every extraction 
 decision of upstream VLMEvalKit's rule scorer (``can_match_option``, reimplemented in :func:`vlmevalkit_choice`)
 and of the authors' fork (first capital A-D, :func:`fork_choice`), and the results carry their accuracies as
 ``accuracy_vlmevalkit`` and ``accuracy_fork`` next to the headline ``accuracy``.
+
+Judged scoring (``--judge openai-judge``, or ``rescore RUN --judge openai-judge``): VLMEvalKit's LLM scorer, which
+upstream runs by default whenever an OpenAI key is set: :data:`JUDGE_PROMPT` per response (:meth:`judge_prompt`),
+the grade read from the first line of the reply (:meth:`parse_judgement`), correct iff the grade is ``A``. Upstream's
+default judge model is ``gpt-4o-mini`` at temperature 0: ``--judge-arg model=gpt-4o-mini --judge-arg temperature=0``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from pydantic import Field, model_validator
 
 from vdpm_harness import hookimpl
 from vdpm_harness.extract import option_text
-from vdpm_harness.interfaces import MCQBenchmark
+from vdpm_harness.interfaces import JudgePrompt, MCQBenchmark
 from vdpm_harness.records import (
     Extraction,
     FramePolicy,
@@ -91,6 +96,75 @@ METHOD = "rules:dsr@1"
 
 
 # --- loading ---------------------------------------------------------------------------------------------------------
+
+
+#: VLMEvalKit's LLM scorer prompt for DSR-Bench (``GENERIC_EXTRACT_JUDGE_PROMPT`` in
+#: ``vlmeval/dataset/utils/spatial_bench/llm_extract.py``, ms-vlmeval 0.0.20; benchmarks.md A.4), character for
+#: character: ``tests/test_dsr.py`` compares it, and the prompts built from it, with the wheel's.
+JUDGE_PROMPT = (
+    "You are an expert grading assistant.\n"
+    "Your job has TWO tasks:\n"
+    "1) From the candidate's full response, EXTRACT the final answer in a concise, normalized form.\n"
+    "2) Compare this extracted answer with the STANDARD ANSWER and grade it as:\n"
+    "   - A: CORRECT\n"
+    "   - B: INCORRECT\n"
+    "   - C: INVALID\n"
+    "\n"
+    "Here are the detailed evaluation criteria:\n"
+    "1. ALWAYS refer to the given STANDARD ANSWER. You do NOT need to re-solve the question; the "
+    "standard answer has already been provided and is always correct. Your only job is to judge whether "
+    "the candidate's final answer is consistent with the standard answer according to the form of the "
+    "question. THE STANDARD ANSWER IS ALWAYS CORRECT AND THE QUESTION IS PERFECTLY VALID. NEVER QUESTION THEM.\n"
+    "2. ONLY compare the FINAL ANSWER — COMPLETELY IGNORE any potential errors or issues in the "
+    "REASONING PROCESS. Even if the reasoning is wrong, as long as the final answer matches the standard "
+    "answer, grade it as CORRECT.\n"
+    "3. Answers may be expressed in different ways (e.g., mathematical expressions, textual "
+    "descriptions). As long as the meaning is the same as the standard answer, treat them as equivalent. "
+    "If the standard answer does not specify a unit but the candidate's answer includes a correct unit "
+    "for the given value, consider it CORRECT.\n"
+    "4. Some answers may consist of multiple items, such as multiple-choice questions with multiple "
+    "correct options, multi-select questions, or multi-blank fill-in-the-blank questions. Regardless of "
+    "the question type, the final answer is considered CORRECT only if it matches the standard answer "
+    "exactly at the level of all required items. For multi-select or multi-blank questions, ALL parts "
+    "must be answered correctly and match the standard answer exactly to be deemed CORRECT.\n"
+    "5. If the candidate's answer is wrapped in LaTeX-style markers like \\boxed{{...}}, IGNORE the "
+    "\\boxed and only use the inner content as the candidate's final answer when comparing with the "
+    "standard answer.\n"
+    "6. If the candidate's answer is INVALID — for example, incomplete (cut off mid-response), "
+    "containing a large amount of abnormal repetitive content, clearly irrelevant to the question, or "
+    "explicitly refusing to answer due to ethical concerns, lack of information, or other external "
+    "factors — then you MUST grade it as C: INVALID.\n"
+    "7. This instruction applies to all problem types, including single-choice MCQ, multi-select MCQ, "
+    "numeric problems, short-answer questions, and general VQA-style questions. In all cases, only the "
+    "FINAL ANSWER and its consistency with the standard answer matter.\n"
+    "8. The question or options may contain image placeholders such as '<image>', '<image id=1>', or "
+    "similar tokens. You CANNOT see these images. Treat these placeholders as unknown content and DO NOT "
+    "hallucinate or infer any specific visual details from them. If the standard answer or candidate's "
+    "answer refers to an option associated with an image (e.g., 'choose A'), judge correctness only "
+    "based on the stated answer, not by imagining the image.\n"
+    "\n"
+    "IMPORTANT – OUTPUT FORMAT:\n"
+    "• You MUST return EXACTLY ONE line in the following format:\n"
+    "  <GRADE>\\t<EXTRACTED_ANSWER>\n"
+    "  where <GRADE> is one of A, B, or C.\n"
+    "• <EXTRACTED_ANSWER> should be the final answer you extracted from the candidate's response, in a "
+    "normalized, concise form (e.g., a number, a letter option, or a short phrase).\n"
+    "• If you cannot extract any meaningful answer, or the response is INVALID, output:\n"
+    "  C\\tN/A\n"
+    "• Do NOT add any extra text, explanation, or additional lines.\n"
+    "\n"
+    "Now, judge the following question.\n"
+    "<Original Question Begin>\n"
+    "{question}\n"
+    "{options_block}<Original Question End>\n"
+    "<Standard Answer Begin>\n"
+    "{gold_answer}\n"
+    "<Standard Answer End>\n"
+    "<Candidate's Answer Begin>\n"
+    "{llm_response}\n"
+    "<Candidate's Answer End>\n"
+    "Your output:"
+)
 
 
 @dataclass
@@ -600,10 +674,48 @@ class DSRBench(MCQBenchmark):
         return extraction
 
     def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
-        """Correct when the extracted letter is the gold one; the cross-check hits go into the metrics."""
+        """Correct when the extracted letter is the gold one, or, judged, when the grade is ``A`` (CORRECT); the
+        cross-check hits go into the metrics."""
+        if "grade" in extraction.detail:
+            return float(extraction.detail["grade"] == "A"), {}
         correct, _ = super().score(sample, extraction)
         metrics = {f"hit_{name}": extraction.detail[name]["hit"] for name in CROSS_CHECKS if name in extraction.detail}
         return correct, metrics
+
+    def judge_prompt(self, sample: Sample, response: str) -> JudgePrompt:
+        """VLMEvalKit's LLM scorer request for one response (``extract_ans_by_llm``, mode ``mcq``): one user
+        message, :data:`JUDGE_PROMPT` filled with the question, an ``Options:`` block and the standard answer.
+
+        Faithful to upstream, quirks included: the options come from the table's ``options`` strings, which already
+        carry their letters, and upstream prefixes the letter again (``"A. A. Left"``), in the block and in the
+        standard answer; whitespace runs in an option collapse to one space."""
+        choices = {letter: re.sub(r"\s+", " ", str(text)).strip() for letter, text in zip(self.letters(sample),
+                                                                                         sample.options)}  # fmt: skip
+        options = "".join(f"{letter}. {text}\n" for letter, text in choices.items())
+        gold = f"{sample.answer}. {choices[sample.answer]}" if sample.answer in choices else str(sample.answer)
+        block = f"Options:\n{options}\n" if options else ""
+        prompt = JUDGE_PROMPT.format(question=sample.question, options_block=block, gold_answer=gold,
+                                     llm_response=response)  # fmt: skip
+        return JudgePrompt(messages=[{"role": "user", "content": prompt}])
+
+    def parse_judgement(self, sample: Sample, reply: str) -> Extraction:
+        """The judge's reply as upstream reads it (``call_llm_extract``): the first line of the stripped reply must
+        start with a grade ``A`` (CORRECT), ``B`` (INCORRECT) or ``C`` (INVALID) as a word, optionally followed by
+        the extracted answer (leading whitespace, ``|``, ``,``, ``:`` and literal ``\\t`` removed; ``N/A`` when
+        empty). Anything else is unparsed and graded ``C``: upstream asks again up to three times and then gives
+        ``C``; here the judge's own retries cover failed calls, and a malformed reply is final.
+
+        ``method`` is a placeholder: the judge plugin sets its own tag."""
+        text = (reply or "").strip()
+        match = re.match(r"^\s*([ABC])\b(.*)$", text.splitlines()[0].strip()) if text else None
+        if match is None:
+            return Extraction(answer=None, parsed=False, method="judge:dsr-prompt",
+                              detail={"grade": "C", "extracted_answer": "N/A", "malformed": True})  # fmt: skip
+        rest = re.sub(r"^(?:\\[tnr])+", "", re.sub(r"^[\s|,:]+", "", match.group(2)))
+        extracted = rest.strip() or "N/A"
+        letter = re.match(r"\s*[(\[]?([A-F])(?![A-Za-z])", extracted)
+        return Extraction(answer=letter.group(1) if letter else None, parsed=True, method="judge:dsr-prompt",
+                          detail={"grade": match.group(1), "extracted_answer": extracted})  # fmt: skip
 
     def aggregate(self, scores: list[Score]) -> tuple[dict, dict]:
         """Accuracy overall and per category (the default), plus ``accuracy_vlmevalkit`` and ``accuracy_fork`` when
