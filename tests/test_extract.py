@@ -32,6 +32,8 @@ OPTIONS = ["A. Left", "B. Right", "C. Up", "D. Down"]
         ("reasoning <answer>B</answer> then <answer>C</answer>", "C"),
         ("**B**", "B"),
         ("Option B is correct.", "B"),
+        ("The answer is B. Option A is wrong.", "B"),  # a declaration outranks a later mention of an option
+        ("Option C is ruled out by the frames; I choose option D.", "D"),
         ("The red disc moves right, so B.", "B"),
         ("Right", "B"),  # the text of exactly one option
         ("right.", "B"),

@@ -72,13 +72,16 @@ def extract_choice(response: str | None, letters: list[str], options: list[str] 
     if bare and bare.group(1).upper() in letters:
         return Extraction(answer=bare.group(1).upper(), parsed=True, method=METHOD, detail={"rule": "bare_letter"})
     cls = _letters_class(letters)
-    declared = re.compile(
-        r"(?:answer|option|choice|choose|select|pick)(?:\s*(?:is|would be|:|=|-))*\s*(?:option\s*)?"
-        rf"[\(\[\*\s]*(?P<x>{cls})(?![A-Za-z])",
-        re.I,
-    )
+
+    def naming(words: str) -> re.Pattern:
+        return re.compile(
+            rf"(?:{words})(?:\s*(?:is|would be|:|=|-))*\s*(?:option\s*)?[\(\[\*\s]*(?P<x>{cls})(?![A-Za-z])", re.I
+        )
+
+    # a declaration ("the answer is B", "I choose C") outranks a mere mention of an option ("option A is wrong")
     rules = [
-        ("declared", declared),
+        ("declared", naming("answer|choose|select|pick")),
+        ("mentioned", naming("option|choice")),
         ("line", re.compile(rf"^[\s\*\#>\-]*[\(\[]?(?P<x>{cls})[\)\]]?(?:[.:)\]]|\s*$)", re.M)),
     ]
     for rule, pattern in rules:
