@@ -83,6 +83,29 @@ def _module(name: str, **attributes) -> types.ModuleType:
     return module
 
 
+def _load_from_wheel(folder: Path, stubs: dict, modules: tuple[str, ...]) -> dict[str, types.ModuleType]:
+    """Import ``modules`` (paths under ``SPATIAL``, dotted) from the extracted wheel in ``folder``, in order, with
+    ``stubs`` standing in for the rest of ``vlmeval``; ``sys.modules`` is restored afterwards."""
+    pkg = SPATIAL.replace("/", ".")
+    loaded = {}
+    saved = {name: sys.modules.get(name) for name in [*stubs, *(f"{pkg}.{m}" for m in modules)]}
+    try:
+        sys.modules.update(stubs)
+        for sub in modules:
+            name = f"{pkg}.{sub}"
+            spec = importlib.util.spec_from_file_location(name, folder / SPATIAL / (sub.replace(".", "/") + ".py"))
+            loaded[sub] = importlib.util.module_from_spec(spec)
+            sys.modules[name] = loaded[sub]
+            spec.loader.exec_module(loaded[sub])
+    finally:  # leave no fake ``vlmeval`` behind
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return loaded
+
+
 @pytest.fixture(scope="session")
 def ref(wheel, tmp_path_factory) -> types.SimpleNamespace:
     """VLMEvalKit's DSR-Bench rule scorer, loaded from the wheel's own files with importlib."""
@@ -109,23 +132,7 @@ def ref(wheel, tmp_path_factory) -> types.SimpleNamespace:
         f"{pkg}.llm_extract": _module(f"{pkg}.llm_extract", parallel_llm_extract=None),
         f"{pkg}.tools": _module(f"{pkg}.tools"),
     }
-    loaded = {}
-    names = [*stubs, *(f"{pkg}.{m}" for m in ("matching_func", "tools.files", "cal_scores"))]
-    saved = {name: sys.modules.get(name) for name in names}
-    try:
-        sys.modules.update(stubs)
-        for sub in ("matching_func", "tools.files", "cal_scores"):
-            name = f"{pkg}.{sub}"
-            spec = importlib.util.spec_from_file_location(name, folder / SPATIAL / (sub.replace(".", "/") + ".py"))
-            loaded[sub] = importlib.util.module_from_spec(spec)
-            sys.modules[name] = loaded[sub]
-            spec.loader.exec_module(loaded[sub])
-    finally:  # leave no fake ``vlmeval`` behind
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    loaded = _load_from_wheel(folder, stubs, ("matching_func", "tools.files", "cal_scores"))
 
     dsrbench = ast.parse((folder / "vlmeval/dataset/dsrbench.py").read_text())
     [cls] = [n for n in dsrbench.body if isinstance(n, ast.ClassDef) and n.name == "DSRBench"]
@@ -714,24 +721,7 @@ def ref_judge(wheel, tmp_path_factory) -> types.SimpleNamespace:
         pkg: _module(pkg),
         f"{pkg}.tools": _module(f"{pkg}.tools"),
     }
-    names = [*stubs, f"{pkg}.tools.utils", f"{pkg}.llm_extract"]
-    saved = {name: sys.modules.get(name) for name in names}
-    loaded = {}
-    try:
-        sys.modules.update(stubs)
-        for sub in ("tools.utils", "llm_extract"):
-            name = f"{pkg}.{sub}"
-            spec = importlib.util.spec_from_file_location(name, folder / SPATIAL / (sub.replace(".", "/") + ".py"))
-            loaded[sub] = importlib.util.module_from_spec(spec)
-            sys.modules[name] = loaded[sub]
-            spec.loader.exec_module(loaded[sub])
-    finally:  # leave no fake ``vlmeval`` behind
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    module = loaded["llm_extract"]
+    module = _load_from_wheel(folder, stubs, ("tools.utils", "llm_extract"))["llm_extract"]
     return types.SimpleNamespace(prompt=module.GENERIC_EXTRACT_JUDGE_PROMPT, extract=module.extract_ans_by_llm)
 
 
