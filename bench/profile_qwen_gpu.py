@@ -278,6 +278,26 @@ def main(argv=None) -> int:
                 "top_kernels": [[e.key[:90], round(e.self_device_time_total / 1e6, 4), e.count]
                                 for e in kernels[:25]]}  # fmt: skip
 
+    @part("prefill_attention_kernels")
+    def _():
+        """Which attention kernels one batch-1 prefill runs with the row-wise implementation (cuDNN asked for
+        first), from a profiler trace: name, calls and GPU time of every kernel that looks like attention."""
+        from torch.profiler import ProfilerActivity, profile
+
+        if not cuda:
+            return "skipped (CUDA only)"
+        patch_vision_attention(model, fast_vision)
+        model.set_attn_implementation(register())
+        with torch.inference_mode():
+            model(**one, logits_to_keep=1)
+            sync()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                model(**one, logits_to_keep=1)
+                sync()
+        words = ("flash", "cudnn", "fmha", "attention", "sdpa", "softmax")
+        return [[e.key[:100], e.count, round(e.self_device_time_total / 1e3, 2)]
+                for e in prof.key_averages() if any(w in e.key.lower() for w in words) and e.self_device_time_total]
+
     @part("sdpa_backends")
     def _():
         """The language model's prefill attention of one sample (28 heads over 4 KV heads, causal) per SDPA backend."""
