@@ -295,8 +295,11 @@ def main(argv=None) -> int:
                 model(**one, logits_to_keep=1)
                 sync()
         words = ("flash", "cudnn", "fmha", "attention", "sdpa", "softmax")
-        return [[e.key[:100], e.count, round(e.self_device_time_total / 1e3, 2)]
-                for e in prof.key_averages() if any(w in e.key.lower() for w in words) and e.self_device_time_total]
+        return [
+            [e.key[:100], e.count, round(e.self_device_time_total / 1e3, 2)]
+            for e in prof.key_averages()
+            if any(w in e.key.lower() for w in words) and e.self_device_time_total
+        ]
 
     @part("sdpa_backends")
     def _():

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from vdpm_harness.records import GenerationSettings, Prediction
 from vdpm_harness.store import PredictionStore, result_key, write_atomic
 
@@ -93,3 +95,26 @@ def test_write_atomic_replaces_whole_files(tmp_path):
     assert path.read_text() == "new"
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]
     assert not any(name.endswith(".tmp") for name in os.listdir(path.parent))
+
+
+def test_building_replaces_a_folder_at_once_or_not_at_all(tmp_path):
+    """``building``: the new content appears in one rename; a build that raises leaves the old folder as it was and
+    no staging folder behind."""
+    from vdpm_harness.store import building, checksum_problems, file_digest
+
+    folder = tmp_path / "data"
+    with building(folder) as staging:
+        (staging / "a.txt").write_text("one")
+        assert not folder.exists()
+    assert (folder / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError, match="render failed"), building(folder) as staging:
+        (staging / "a.txt").write_text("two")
+        raise RuntimeError("render failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["data"] and (folder / "a.txt").read_text() == "one"
+    with building(folder) as staging:
+        (staging / "b.txt").write_text("three")
+    assert [p.name for p in folder.iterdir()] == ["b.txt"]
+    files = {"b.txt": file_digest(folder / "b.txt"), "gone.txt": "0" * 64}
+    assert checksum_problems(folder, files, "rebuild") == [
+        f"{folder / 'gone.txt'}: missing or checksum mismatch; rebuild"
+    ]

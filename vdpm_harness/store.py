@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -140,6 +142,33 @@ def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], None]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def building(folder: str | Path) -> Iterator[Path]:
+    """Build a data folder atomically: yields an empty staging folder beside ``folder``, which replaces ``folder``
+    in one rename when the block ends normally and is removed when it raises (``folder`` is then untouched)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        yield staging
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def checksum_problems(folder: str | Path, files: dict[str, str], hint: str) -> list[str]:
+    """One message per file of ``files`` (name -> :func:`file_digest`) missing from ``folder`` or changed there,
+    each ending with ``hint`` (what to do about it)."""
+    folder = Path(folder)
+    return [
+        f"{folder / name}: missing or checksum mismatch; {hint}"
+        for name, digest in files.items()
+        if not (folder / name).is_file() or file_digest(folder / name) != digest
+    ]
 
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> None:

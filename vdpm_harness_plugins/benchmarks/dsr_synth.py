@@ -15,10 +15,7 @@ the per-category accuracy (here over the 12 template types; there is no ``non_te
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +25,7 @@ from pydantic import Field
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import MCQBenchmark
 from vdpm_harness.records import Extraction, FramePolicy, Request, Sample, Score, Strict, stable_hash
-from vdpm_harness.store import file_digest
+from vdpm_harness.store import building, checksum_problems, file_digest
 from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, DSRBench
 from vdpm_harness_plugins.benchmarks.motion_basics import cache_root
 from vdpm_harness_plugins.generators.dsr_qa import TemplateOptions
@@ -94,9 +91,7 @@ class DSRSynth(MCQBenchmark):
         from vdpm_harness_plugins.generators.synth_scenes import SynthScenes
 
         o = self.options
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
+        with building(folder) as staging:
             print(f"dsr-synth: building {o.n_videos} scenes into {folder}", file=sys.stderr)
             scenes = SynthScenes(
                 {
@@ -117,11 +112,6 @@ class DSRSynth(MCQBenchmark):
                       "questions": {k: v for k, v in questions.items() if k != "out"},
                       "files": {name: file_digest(staging / name) for name in files}}  # fmt: skip
             (staging / CHECKSUMS).write_text(json.dumps(record, indent=1) + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def verify(self) -> list[str]:
         """Missing checksum record, missing files or checksum mismatches, each naming the file."""
@@ -132,12 +122,7 @@ class DSRSynth(MCQBenchmark):
             files = json.loads(record_path.read_text())["files"]
         except (json.JSONDecodeError, KeyError) as exc:
             return [f"{record_path}: unreadable checksum record ({exc}); delete {self.folder} to rebuild"]
-        hint = f"delete {self.folder} to rebuild the dsr-synth data"
-        return [
-            f"{self.folder / name}: missing or checksum mismatch; {hint}"
-            for name, digest in files.items()
-            if not (self.folder / name).is_file() or file_digest(self.folder / name) != digest
-        ]
+        return checksum_problems(self.folder, files, f"delete {self.folder} to rebuild the dsr-synth data")
 
     @cached_property
     def record(self) -> dict[str, Any]:

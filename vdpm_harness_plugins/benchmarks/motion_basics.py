@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from pydantic import Field
 from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import MCQBenchmark
 from vdpm_harness.records import FramePolicy, GenerationSettings, Message, Request, Sample, Strict, TextPart, VideoPart
-from vdpm_harness.store import file_digest
+from vdpm_harness.store import building, checksum_problems, file_digest
 
 PROMPT = (
     "These are the frames of a video. Select the best answer to the following multiple-choice question based on "
@@ -94,9 +92,7 @@ def build_dataset(folder: Path, n_videos: int, seed: int, width: int = 192, heig
     """Render the clips and write ``samples.json`` and ``manifest.json`` into ``folder`` (atomically)."""
     from vdpm_harness.video import write_video
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with building(folder) as staging:
         rng = np.random.default_rng(seed)
         samples = []
         for v in range(n_videos):
@@ -114,11 +110,6 @@ def build_dataset(folder: Path, n_videos: int, seed: int, width: int = 192, heig
         files = sorted(p.name for p in staging.iterdir())
         manifest = {"seed": seed, "n_videos": n_videos, "files": {f: file_digest(staging / f) for f in files}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _questions(rng: np.random.Generator, v: int, video: str, answers: dict) -> list[dict]:
@@ -159,12 +150,7 @@ class MotionBasics(MCQBenchmark):
         if not manifest_path.is_file():
             return [f"{manifest_path}: missing (the data is built on first use)"]
         files = json.loads(manifest_path.read_text())["files"]
-        hint = f"delete {self.folder} to rebuild the motion-basics data"
-        return [
-            f"{self.folder / name}: missing or checksum mismatch; {hint}"
-            for name, digest in files.items()
-            if not (self.folder / name).is_file() or file_digest(self.folder / name) != digest
-        ]
+        return checksum_problems(self.folder, files, f"delete {self.folder} to rebuild the motion-basics data")
 
     @cached_property
     def manifest(self) -> dict:
