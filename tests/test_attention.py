@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
-from vdpm_harness_plugins.models import attention  # noqa: E402
+from vdpm_harness_plugins.models.qwen25vl import attention  # noqa: E402
 
 calls: list[tuple] = []
 
@@ -117,7 +117,7 @@ def test_varlen_adapts_to_the_installed_signature(monkeypatch):
 def test_compile_model_compiles_prefills_only(monkeypatch):
     """``compile_model`` routes prefill-sized inputs (>= COMPILE_MIN_TOKENS tokens) through the compiled modules and
     runs decoding steps eagerly; the compiled function here is a recording stand-in (real compilation is measured
-    on the GPU by bench/profile_qwen_gpu.py)."""
+    on the GPU by perf/profile_qwen_gpu.py)."""
     from vdpm_harness_plugins.models import qwen25vl
 
     sizes = []

@@ -20,8 +20,8 @@ from vdpm_harness.geometry import look_at
 from vdpm_harness.scene import ObjectTrack, SceneTrack
 from vdpm_harness.video import probe, write_video
 from vdpm_harness_plugins.benchmarks.dsr import DSRBench
-from vdpm_harness_plugins.generators import dsr_qa
-from vdpm_harness_plugins.generators.dsr_describers import (
+from vdpm_harness_plugins.generators.questions.dsr_templates import qa as dsr_qa
+from vdpm_harness_plugins.generators.questions.dsr_templates.describers import (
     DescriberError,
     describe_dir,
     describe_dist_runs,
@@ -30,7 +30,7 @@ from vdpm_harness_plugins.generators.dsr_describers import (
     n_items,
     truncate_items,
 )
-from vdpm_harness_plugins.generators.dsr_qa import (
+from vdpm_harness_plugins.generators.questions.dsr_templates.qa import (
     QUESTION_TYPES,
     TEMPLATES,
     Failure,
@@ -39,7 +39,7 @@ from vdpm_harness_plugins.generators.dsr_qa import (
     TemplateWriter,
     generate_video,
 )
-from vdpm_harness_plugins.generators.dsr_templates import DSRTemplates
+from vdpm_harness_plugins.generators.questions.dsr_templates import DSRTemplates
 
 from .conftest import run_cli
 

@@ -30,7 +30,7 @@ from vdpm_harness.plugins import PluginError
 from vdpm_harness.records import ImagePart, Response, Sample, Score, Strict, TextPart
 from vdpm_harness.video import write_video
 from vdpm_harness_plugins.benchmarks import fourd_bench as fb
-from vdpm_harness_plugins.benchmarks import fourd_bench_metrics as fm
+from vdpm_harness_plugins.benchmarks.fourd_bench import metrics as fm
 
 from .conftest import run_cli
 

@@ -42,7 +42,7 @@ from vdpm_harness.records import (
 )
 from vdpm_harness.store import PredictionStore
 from vdpm_harness.video import DecodedVideo
-from vdpm_harness_plugins.openai_client import ApiOptions, ChatClient
+from vdpm_harness.llm import ApiOptions, ChatClient
 
 from .chat_server import ChatServer, Content, Hang, Raw, Status, all_text, count_images
 from .conftest import cli_env, run_cli

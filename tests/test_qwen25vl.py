@@ -29,7 +29,7 @@ from vdpm_harness.records import (  # noqa: E402
 )  # fmt: skip
 from vdpm_harness.video import decode, write_video  # noqa: E402
 from vdpm_harness_plugins.models.qwen25vl import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, Qwen25VL  # noqa: E402
-from vdpm_harness_plugins.models.qwen25vl_tiny import REAL_CONFIGS, SPECIAL_TOKENS, make_tiny  # noqa: E402
+from vdpm_harness_plugins.models.qwen25vl.checkpoints import REAL_CONFIGS, SPECIAL_TOKENS, make_tiny  # noqa: E402
 
 from .conftest import cli_env, run_cli  # noqa: E402
 

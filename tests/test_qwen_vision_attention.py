@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
-from vdpm_harness_plugins.models.qwen_vision_attention import _padded_attention, patch_vision_attention  # noqa: E402
+from vdpm_harness_plugins.models.qwen25vl.vision_attention import _padded_attention, patch_vision_attention  # noqa: E402
 
 
 def tiny_model():
@@ -38,7 +38,7 @@ def test_padded_attention_is_block_diagonal_attention():
 
 
 def test_patched_tower_matches_transformers(monkeypatch):
-    from vdpm_harness_plugins.models import qwen_vision_attention
+    from vdpm_harness_plugins.models.qwen25vl import vision_attention as qwen_vision_attention
 
     calls = []
     original = qwen_vision_attention._padded_attention
@@ -67,7 +67,7 @@ def test_longest_segments_come_from_the_grid_without_gpu_reads(monkeypatch):
     reads them back from the device."""
     from transformers.vision_utils import get_vision_attention_seqlens, get_vision_window_index
 
-    from vdpm_harness_plugins.models import qwen_vision_attention
+    from vdpm_harness_plugins.models.qwen25vl import vision_attention as qwen_vision_attention
 
     model = tiny_model()
     visual = model.model.visual

@@ -10,9 +10,9 @@ Qwen2.5-VL budget (``max_pixels = 768*28*28``, sides multiple of 28):
 
 It prints the machine and a markdown table. Usage::
 
-    .venv/bin/python bench/bench_video_decode.py                      # 1280x720, 30 fps, 20 s and 60 s
-    .venv/bin/python bench/bench_video_decode.py --durations 60 --gop 60 --videos 0   # short GOPs, no Prefetcher
-    .venv/bin/python bench/bench_video_decode.py --size 640x360 --durations 10
+    .venv/bin/python perf/bench_video_decode.py                      # 1280x720, 30 fps, 20 s and 60 s
+    .venv/bin/python perf/bench_video_decode.py --durations 60 --gop 60 --videos 0   # short GOPs, no Prefetcher
+    .venv/bin/python perf/bench_video_decode.py --size 640x360 --durations 10
 """
 
 from __future__ import annotations

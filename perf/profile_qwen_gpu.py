@@ -12,7 +12,7 @@ Qwen2.5-VL-7B of the real configuration in bf16. Each part is timed on its own (
 * a torch profiler pass over one batch-4 ``generate``: the kernels that take the GPU time, and the CPU operators;
 * optionally (``--compile``), the vision blocks under ``torch.compile``.
 
-    python bench/profile_qwen_gpu.py --out results-profile
+    python perf/profile_qwen_gpu.py --out results-profile
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoProcessor
 
-    from vdpm_harness_plugins.models.attention import register
+    from vdpm_harness_plugins.models.qwen25vl.attention import register
     from vdpm_harness_plugins.models.qwen25vl import load_random_model, write_random_checkpoint
-    from vdpm_harness_plugins.models.qwen_vision_attention import patch_vision_attention
+    from vdpm_harness_plugins.models.qwen25vl.vision_attention import patch_vision_attention
 
     args.out.mkdir(parents=True, exist_ok=True)
     cuda = not args.smoke
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if not (args.model_dir / "config.json").exists():
         if args.smoke:
-            from vdpm_harness_plugins.models.qwen25vl_tiny import make_tiny
+            from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_tiny
 
             make_tiny(args.model_dir)
         else:

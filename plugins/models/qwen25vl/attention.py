@@ -1,6 +1,6 @@
 """Attention kernels for models run through transformers when flash-attn is not installed (it cannot be, here).
 
-Two problems of transformers' ``sdpa`` path on long video prompts, measured on an H100 (``bench/profile_qwen_gpu.py``):
+Two problems of transformers' ``sdpa`` path on long video prompts, measured on an H100 (``perf/profile_qwen_gpu.py``):
 
 * a left-padded batch gets a dense (batch, 1, q, k) boolean mask, which rules out SDPA's fused causal kernels: four
   11.7k-token prompts then run the memory-efficient kernel (166 TFLOP/s) over a materialised 550 MB mask per layer;

@@ -28,7 +28,7 @@ from vdpm_harness.records import Extraction, FramePolicy, Request, Sample, Score
 from vdpm_harness.store import building, checksum_problems, file_digest
 from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, DSRBench
 from vdpm_harness_plugins.benchmarks.motion_basics import cache_root
-from vdpm_harness_plugins.generators.dsr_qa import TemplateOptions
+from vdpm_harness_plugins.generators.questions.dsr_templates.qa import TemplateOptions
 
 CHECKSUMS = "dsr_synth.json"
 
@@ -73,7 +73,7 @@ class DSRSynth(MCQBenchmark):
     def build_options(self) -> dict[str, Any]:
         """Everything that shapes the data, with the scene generator's version (the cache folder is named after
         its hash, so a new renderer or new options never reuse an old build)."""
-        from vdpm_harness_plugins.generators.synth_scenes import GENERATOR_VERSION
+        from vdpm_harness_plugins.generators.scenes.synth import GENERATOR_VERSION
 
         options = self.options.model_dump(mode="json", exclude={"data_dir", "prompt", "frame_preset", "frames",
                                                                  "max_new_tokens"})  # fmt: skip
@@ -87,8 +87,8 @@ class DSRSynth(MCQBenchmark):
 
     def build(self, folder: Path) -> None:
         """Render the scenes and write the questions into ``folder`` (atomically: a staging folder is renamed)."""
-        from vdpm_harness_plugins.generators.dsr_templates import DSRTemplates
-        from vdpm_harness_plugins.generators.synth_scenes import SynthScenes
+        from vdpm_harness_plugins.generators.questions.dsr_templates import DSRTemplates
+        from vdpm_harness_plugins.generators.scenes.synth import SynthScenes
 
         o = self.options
         with building(folder) as staging:

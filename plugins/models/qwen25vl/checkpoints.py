@@ -30,7 +30,7 @@ SPECIAL_TOKENS = [
 ]  # fmt: skip
 #: Id of ``<|endoftext|>`` in the released Qwen2/Qwen2.5 vocabularies; the other specials follow it in order.
 RELEASED_SPECIAL_BASE = 151643
-CHAT_TEMPLATE_FILE = Path(__file__).with_name("qwen2_vl_chat_template.jinja")
+CHAT_TEMPLATE_FILE = Path(__file__).with_name("chat_template.jinja")
 
 #: Real Qwen2.5-VL configurations. 7B: the values of the project's issue 5 (the released
 #: ``Qwen/Qwen2.5-VL-7B-Instruct`` config.json); ``max_position_embeddings`` and ``rms_norm_eps`` as released for the

@@ -29,7 +29,7 @@ Ground-truth conventions of the tracks (see :mod:`vdpm_harness.geometry` for the
 * ``visible``: the object owns at least ``min_visible_pixels`` pixels of the rendered z-buffer (so it is in view and
   not fully occluded); ``meta["pixels"]`` holds that pixel count per frame.
 
-The renderer is in :mod:`vdpm_harness_plugins.generators.synth_render`.
+The renderer is in :mod:`vdpm_harness_plugins.generators.scenes.synth.render`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from vdpm_harness.scene import ObjectTrack, SceneTrack
 from vdpm_harness.store import file_digest
 from vdpm_harness.video import write_video
 
-from .synth_render import Mesh, Rasterizer, Renderer, box_mesh, cone_mesh, rasterize, sphere_mesh
+from .render import Mesh, Rasterizer, Renderer, box_mesh, cone_mesh, rasterize, sphere_mesh
 
 GENERATOR_VERSION = "2"
 
@@ -603,6 +603,6 @@ class SynthScenes(Generator):
 def register_generators(register):
     register(
         "synth-scenes",
-        "vdpm_harness_plugins.generators.synth_scenes:SynthScenes",
+        "vdpm_harness_plugins.generators.scenes.synth:SynthScenes",
         description="Procedural 4D scenes rendered on the CPU: H.264 videos with exact SceneTrack ground truth",
     )

@@ -71,7 +71,7 @@ from vdpm_harness.records import (
 )
 from vdpm_harness.stats import clustered_mean
 
-from .fourd_bench_metrics import (
+from .metrics import (
     GPT_ASPECTS,
     caption_from_response,
     caption_metrics,

@@ -22,7 +22,7 @@ projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at t
 run and of the projected full run, peak GPU memory, and the fraction of greedy predictions that differ from the naive
 loop's.
 
-    python bench/bench_dsr_gpu.py --samples 200 --videos 50 --out results-bench
+    python perf/bench_dsr_gpu.py --samples 200 --videos 50 --out results-bench
 """
 
 from __future__ import annotations
@@ -342,7 +342,7 @@ def main(argv=None):
     print(f"videos ready in {time.perf_counter() - t0:.1f} s", flush=True)
     if not (args.model_dir / "config.json").exists():
         if args.smoke:
-            from vdpm_harness_plugins.models.qwen25vl_tiny import make_tiny
+            from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_tiny
 
             make_tiny(args.model_dir)
         else:

@@ -28,7 +28,7 @@ from vdpm_harness import geometry as geo
 from vdpm_harness.records import Strict
 from vdpm_harness.scene import SceneTrack
 
-from .dsr_describers import (
+from .describers import (
     DIRECTION_EPSILON,
     RATIO_EPSILON,
     SMALL,

@@ -12,8 +12,8 @@ and the whole ``SynthScenes.run`` (rendering, encoding, ``.npz`` tracks, checksu
 core and BLAS to one thread, so every figure is per core. Prints the machine and a markdown table, then how many
 distinct files repeated encodes of the same frames give (1: encoding is deterministic). Usage::
 
-    .venv/bin/python bench/bench_synth_render.py                       # 320x240, 15 fps, 3 scenes of 6 s
-    .venv/bin/python bench/bench_synth_render.py --size 640x480 --scenes 2
+    .venv/bin/python perf/bench_synth_render.py                       # 320x240, 15 fps, 3 scenes of 6 s
+    .venv/bin/python perf/bench_synth_render.py --size 640x480 --scenes 2
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 
 from vdpm_harness.repro import cpu_model  # noqa: E402
 from vdpm_harness.video import write_video  # noqa: E402
-from vdpm_harness_plugins.generators import synth_render as sr  # noqa: E402
-from vdpm_harness_plugins.generators import synth_scenes as ss  # noqa: E402
+from vdpm_harness_plugins.generators.scenes.synth import render as sr  # noqa: E402
+from vdpm_harness_plugins.generators.scenes import synth as ss  # noqa: E402
 
 
 def rasterize_loop(xy: np.ndarray, inv_depth: np.ndarray, width: int, height: int) -> np.ndarray:

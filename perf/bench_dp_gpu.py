@@ -11,7 +11,7 @@ Runs the real command line (``python -m vdpm_harness run`` on one GPU, ``torchru
 * reports the scaling efficiency: throughput on N GPUs / (N x throughput on one GPU), end to end and in steady state
   (first to last stored prediction).
 
-    python bench/bench_dp_gpu.py --samples 160 --videos 40 --out results-dp
+    python perf/bench_dp_gpu.py --samples 160 --videos 40 --out results-dp
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The benchmark owns the wording: for every response the judge sends ``benchmark.judge_prompt(sample, response)``
 (with ``response_format = {"type": "json_schema", ...}`` when the prompt carries a schema) and reads the reply with
-``benchmark.parse_judgement(sample, reply)``. The judge owns the transport (:mod:`vdpm_harness_plugins.openai_client`:
+``benchmark.parse_judgement(sample, reply)``. The judge owns the transport (:mod:`vdpm_harness.llm`:
 concurrency, retries, the reply cache, token accounting).
 
 Defaults follow VLM4D's official judge (benchmarks.md B.4): model ``o4-mini``, ``temperature = 1.0`` (the only value
@@ -33,7 +33,7 @@ from vdpm_harness import hookimpl
 from vdpm_harness.interfaces import Benchmark, Judge, JudgePrompt
 from vdpm_harness.plugins import PluginError
 from vdpm_harness.records import Extraction, Prediction, Sample
-from vdpm_harness_plugins.openai_client import DEFAULT_BASE_URL, ApiOptions, ChatClient, resolve_api_key
+from vdpm_harness.llm import DEFAULT_BASE_URL, ApiOptions, ChatClient, resolve_api_key
 
 
 def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:

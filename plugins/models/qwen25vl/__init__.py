@@ -3,7 +3,7 @@
 Registered ids: ``qwen25vl`` (any hub id or local folder in the ``path`` option) and ``qwen25vl-3b``, ``-7b``,
 ``-32b``, ``-72b``, whose default ``path`` is ``Qwen/Qwen2.5-VL-{3B,7B,32B,72B}-Instruct``. Commands:
 ``vdpm-harness models make-tiny DIR`` and ``vdpm-harness models make-random DIR --config 7b`` build offline
-checkpoints (:mod:`vdpm_harness_plugins.models.qwen25vl_tiny`).
+checkpoints (:mod:`vdpm_harness_plugins.models.qwen25vl.checkpoints`).
 
 How a request becomes model inputs (:meth:`Qwen25VL.prepare`):
 
@@ -29,7 +29,7 @@ How a request becomes model inputs (:meth:`Qwen25VL.prepare`):
    their pixels are not touched twice.
 
 On CUDA, by default (each can be switched off to get transformers' own computation, which is what the naive loop of
-``bench/bench_dsr_gpu.py`` runs): the vision tower's windows in one varlen flash call (``vision_attention``), each
+``perf/bench_dsr_gpu.py`` runs): the vision tower's windows in one varlen flash call (``vision_attention``), each
 row's prefill in its own causal SDPA call with cuDNN preferred (``attn_implementation="rowwise"``), the vision blocks
 and the language model's MLPs and norms compiled for prefill-sized inputs (``compile``), and the processor's
 resizing and normalisation on the GPU (``preprocess_device``). :meth:`Qwen25VL.stage` does the CPU-side work of a
@@ -553,7 +553,7 @@ def compile_model(model) -> list[str]:
     """``torch.compile`` the parts of a Qwen2.5-VL whose time goes to pointwise kernels: every vision block (RMSNorm in
     float32, rotary embedding, SiLU, residuals over 46k patches a video) and each language-model layer's MLP and
     norms, for inputs of at least :data:`COMPILE_MIN_TOKENS` tokens (prefills). Attention and the KV cache stay
-    eager. Measured on an H100 (``bench/profile_qwen_gpu.py``): the prefill of a 32-frame 560x1008 video from 0.72
+    eager. Measured on an H100 (``perf/profile_qwen_gpu.py``): the prefill of a 32-frame 560x1008 video from 0.72
     to 0.48 s. The modules compile on first use, with dynamic shapes (no recompilation when the next batch has
     another length); returns what was compiled."""
     import torch
@@ -587,7 +587,7 @@ def compile_model(model) -> list[str]:
 
 def write_random_checkpoint(out: str | os.PathLike, size: str) -> dict[str, Any]:
     """A config-only checkpoint of a real size (``vdpm-harness models make-random``) for :func:`load_random_model`."""
-    from .qwen25vl_tiny import make_random
+    from .checkpoints import make_random
 
     return make_random(out, size)
 
@@ -597,7 +597,7 @@ def _patch_vision(model, mode: str) -> str:
     transformers' own; return the mode used."""
     if mode == "transformers":
         return mode
-    from .qwen_vision_attention import patch_vision_attention
+    from .vision_attention import patch_vision_attention
 
     return patch_vision_attention(model, mode)
 
@@ -651,7 +651,7 @@ def register_commands(cli):
     @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the tokenizer corpus and weights.")
     def make_tiny(out, seed):
         """Build a tiny random-weight Qwen2.5-VL in OUT, fully offline (tests, smoke runs)."""
-        from .qwen25vl_tiny import make_tiny as build
+        from .checkpoints import make_tiny as build
 
         click.echo(json.dumps(build(out, seed), indent=2))
 
@@ -660,7 +660,7 @@ def register_commands(cli):
     @click.option("--config", "size", required=True, help="Real configuration to write, e.g. 7b.")
     def make_random(out, size):
         """Write a config-only Qwen2.5-VL checkpoint of a real size to OUT; run it with random_weights=true."""
-        from .qwen25vl_tiny import REAL_CONFIGS
+        from .checkpoints import REAL_CONFIGS
 
         if size.lower() not in REAL_CONFIGS:
             raise click.BadParameter(f"unknown configuration {size!r}; known: {', '.join(REAL_CONFIGS)}",

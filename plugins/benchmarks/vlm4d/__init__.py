@@ -3,7 +3,7 @@
 Protocol facts follow the reference ``benchmarks.md`` Part B (official code ``ShijieZhou-UCLA/VLM4D`` at ``23f2680``).
 
 **Data.** The released question files (``real_mc.json``: 1,371 questions on 600 videos; ``synthetic_mc.json``: 445 on
-400) ship with the plugin in ``vlm4d_data/`` (MIT, see ``vlm4d_data/LICENSE.md``) and are verified against their
+400) ship with the plugin in ``data/`` (MIT, see ``data/LICENSE.md``) and are verified against their
 sha256 when first read. The videos come from the Hugging Face dataset ``shijiezhou/VLM4D``:
 ``vdpm-harness data pull vlm4d --to DIR`` downloads ``videos_real/`` and ``videos_synthetic/`` into ``DIR``; pass it
 as ``--bench-arg data_dir=DIR`` (default ``$VDPM_CACHE/vlm4d``, i.e. ``~/.cache/vdpm-harness/vlm4d``). A record's
@@ -91,7 +91,7 @@ from vdpm_harness.records import (
 
 log = logging.getLogger(__name__)
 
-DATA_FOLDER = Path(__file__).with_name("vlm4d_data")
+DATA_FOLDER = Path(__file__).with_name("data")
 #: The released question files and their sha256 (``ShijieZhou-UCLA/VLM4D`` at ``23f2680``, ``data/``).
 QUESTION_FILES = {
     "real": ("real_mc.json", "069e14c02998ec9bf3e825b784259d45e0bd0f7273b43a1fe0c12311b286a4e4"),

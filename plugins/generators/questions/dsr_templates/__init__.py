@@ -37,7 +37,7 @@ from vdpm_harness.records import stable_hash
 from vdpm_harness.scene import SceneTrack, SceneTrackError
 from vdpm_harness_plugins.benchmarks.dsr import TSV_NAME
 
-from .dsr_qa import PRED_FROM, QA, QUESTION_TYPES, TemplateOptions, VideoResult, generate_video
+from .qa import PRED_FROM, QA, QUESTION_TYPES, TemplateOptions, VideoResult, generate_video
 
 TRAIN_NAME = "train_qas.json"
 QA_PAIRS_NAME = "qa_pairs.json"
