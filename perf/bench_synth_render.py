@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 
 from vdpm_harness.repro import cpu_model  # noqa: E402
 from vdpm_harness.video import write_video  # noqa: E402
-from vdpm_harness_plugins.generators.scenes.synth import render as sr  # noqa: E402
 from vdpm_harness_plugins.generators.scenes import synth as ss  # noqa: E402
+from vdpm_harness_plugins.generators.scenes.synth import render as sr  # noqa: E402
 
 
 def rasterize_loop(xy: np.ndarray, inv_depth: np.ndarray, width: int, height: int) -> np.ndarray:

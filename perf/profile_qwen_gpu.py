@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoProcessor
 
-    from vdpm_harness_plugins.models.qwen25vl.attention import register
     from vdpm_harness_plugins.models.qwen25vl import load_random_model, write_random_checkpoint
+    from vdpm_harness_plugins.models.qwen25vl.attention import register
     from vdpm_harness_plugins.models.qwen25vl.vision_attention import patch_vision_attention
 
     args.out.mkdir(parents=True, exist_ok=True)

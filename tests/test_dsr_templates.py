@@ -20,6 +20,7 @@ from vdpm_harness.geometry import look_at
 from vdpm_harness.scene import ObjectTrack, SceneTrack
 from vdpm_harness.video import probe, write_video
 from vdpm_harness_plugins.benchmarks.dsr import DSRBench
+from vdpm_harness_plugins.generators.questions.dsr_templates import DSRTemplates
 from vdpm_harness_plugins.generators.questions.dsr_templates import qa as dsr_qa
 from vdpm_harness_plugins.generators.questions.dsr_templates.describers import (
     DescriberError,
@@ -39,7 +40,6 @@ from vdpm_harness_plugins.generators.questions.dsr_templates.qa import (
     TemplateWriter,
     generate_video,
 )
-from vdpm_harness_plugins.generators.questions.dsr_templates import DSRTemplates
 
 from .conftest import run_cli
 

@@ -26,6 +26,7 @@ from PIL import Image
 from vdpm_harness import hookimpl
 from vdpm_harness.config import build_config
 from vdpm_harness.interfaces import JudgePrompt, MCQBenchmark, PreparedRequest
+from vdpm_harness.llm import ApiOptions, ChatClient
 from vdpm_harness.pipeline import Runner, rescore
 from vdpm_harness.plugins import PluginError
 from vdpm_harness.records import (
@@ -42,7 +43,6 @@ from vdpm_harness.records import (
 )
 from vdpm_harness.store import PredictionStore
 from vdpm_harness.video import DecodedVideo
-from vdpm_harness.llm import ApiOptions, ChatClient
 
 from .chat_server import ChatServer, Content, Hang, Raw, Status, all_text, count_images
 from .conftest import cli_env, run_cli

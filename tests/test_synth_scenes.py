@@ -19,8 +19,8 @@ from vdpm_harness.records import FramePolicy
 from vdpm_harness.scene import SceneTrack
 from vdpm_harness.store import file_digest
 from vdpm_harness.video import decode, write_video
-from vdpm_harness_plugins.generators.scenes.synth import render as sr
 from vdpm_harness_plugins.generators.scenes import synth as ss
+from vdpm_harness_plugins.generators.scenes.synth import render as sr
 
 STATIC = ss.CameraPath("static", eye=(0.0, -8.0, 1.6), target=(0.0, 0.0, 0.5))  # looks along +y; image right = +x
 

@@ -1,12 +1,140 @@
 """vdpm-harness: an evaluation-first harness for dynamic spatial (4D) reasoning in videos.
 
-Plugins import ``hookimpl`` from here::
+This module is the public plugin API. A plugin, built-in or third-party, imports only from here (and from its own
+package); a test walks the imports of the built-in plugins and fails when one reaches into a core module::
 
-    from vdpm_harness import hookimpl
+    from vdpm_harness import MCQBenchmark, Request, Sample, hookimpl
+
+Names load on first use (PEP 562), so importing the package stays cheap: ``vdpm-harness plugins`` and ``list``
+never import torch, PyAV or pydantic models they do not need.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["hookimpl", "__version__"]
+#: public name -> the core module that defines it
+_EXPORTS: dict[str, str] = {
+    # base classes of the plugin kinds, and what their methods take and return
+    **dict.fromkeys(
+        [
+            "Plugin",
+            "Model",
+            "Benchmark",
+            "MCQBenchmark",
+            "Judge",
+            "Reporter",
+            "Generator",
+            "ItemGenerator",
+            "PreparedRequest",
+            "JudgePrompt",
+            "ImportedResponse",
+            "ImportedRun",
+        ],
+        "interfaces",
+    ),  # fmt: skip
+    # records (typed, versioned JSON)
+    **dict.fromkeys(
+        [
+            "Strict",
+            "Sample",
+            "Request",
+            "Message",
+            "TextPart",
+            "VideoPart",
+            "ImagePart",
+            "FramePolicy",
+            "GenerationSettings",
+            "Response",
+            "Prediction",
+            "Extraction",
+            "Score",
+            "MetricValue",
+            "BenchmarkResult",
+            "stable_hash",
+        ],
+        "records",
+    ),  # fmt: skip
+    # the host: plugins by kind and id
+    **dict.fromkeys(["Host", "Entry", "PluginError", "get_host", "KINDS"], "plugins"),
+    # scenes, geometry and video
+    **dict.fromkeys(["SceneTrack", "ObjectTrack", "SceneTrackError"], "scene"),
+    **dict.fromkeys(["DecodedVideo", "VideoInfo", "VideoError", "decode", "probe", "write_video"], "video"),
+    # answers, statistics, reports
+    **dict.fromkeys(["extract_choice", "option_text", "visible_text"], "extract"),
+    **dict.fromkeys(["clustered_mean", "summarize_accuracy", "UNCATEGORIZED"], "stats"),
+    **dict.fromkeys(["Leaderboard", "Column", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
+    # files: atomic writes, checksummed data folders, the cache
+    **dict.fromkeys(["write_atomic", "file_digest", "building", "checksum_problems", "cache_root"], "store"),
+    # processes and the OpenAI-compatible client shared by LLM-backed plugins
+    **dict.fromkeys(["local_rank"], "distributed"),
+    **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
+}
+#: public modules: ``from vdpm_harness import geometry``
+_MODULES = ("geometry", "video")
+
+__all__ = ["hookimpl", "__version__", *_EXPORTS, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vdpm_harness' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from . import geometry, video  # noqa: F401
+    from .distributed import local_rank  # noqa: F401
+    from .extract import extract_choice, option_text, visible_text  # noqa: F401
+    from .interfaces import (  # noqa: F401
+        Benchmark,
+        Generator,
+        ImportedResponse,
+        ImportedRun,
+        ItemGenerator,
+        Judge,
+        JudgePrompt,
+        MCQBenchmark,
+        Model,
+        Plugin,
+        PreparedRequest,
+        Reporter,
+    )
+    from .leaderboard import REGENERATE_COMMAND, Column, Leaderboard, format_metric  # noqa: F401
+    from .llm import DEFAULT_BASE_URL, TRANSPORT_OPTIONS, ApiOptions, ChatClient, resolve_api_key  # noqa: F401
+    from .plugins import KINDS, Entry, Host, PluginError, get_host  # noqa: F401
+    from .records import (  # noqa: F401
+        BenchmarkResult,
+        Extraction,
+        FramePolicy,
+        GenerationSettings,
+        ImagePart,
+        Message,
+        MetricValue,
+        Prediction,
+        Request,
+        Response,
+        Sample,
+        Score,
+        Strict,
+        TextPart,
+        VideoPart,
+        stable_hash,
+    )
+    from .scene import ObjectTrack, SceneTrack, SceneTrackError  # noqa: F401
+    from .stats import UNCATEGORIZED, clustered_mean, summarize_accuracy  # noqa: F401
+    from .store import building, cache_root, checksum_problems, file_digest, write_atomic  # noqa: F401
+    from .video import DecodedVideo, VideoError, VideoInfo, decode, probe, write_video  # noqa: F401

@@ -40,8 +40,9 @@ from typing import Any
 
 from pydantic import Field
 
-from vdpm_harness.plugins import PluginError
-from vdpm_harness.records import Strict
+from .plugins import PluginError
+from .records import Strict
+from .store import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ def resolve_api_key(options: ApiOptions, who: str) -> str:
         f"{who}: no API key: set the environment variable {options.api_key_env} (or name another one with the option "
         "api_key_env, or pass the option api_key). A local server without authentication accepts any value, e.g. EMPTY."
     )
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
 
 
 @dataclass

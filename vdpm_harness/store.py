@@ -110,6 +110,12 @@ class PredictionStore:
             log.warning("%s: cut an incomplete last line left by an interrupted run", self.path)
 
 
+def cache_root() -> Path:
+    """The harness's cache folder: ``$VDPM_CACHE``, else ``~/.cache/vdpm-harness`` (data built on first use, API
+    reply caches, extracted frames)."""
+    return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
+
+
 def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file's content, read in 1 MiB blocks (checksums of benchmark data and outputs)."""
     digest = hashlib.new(algorithm)

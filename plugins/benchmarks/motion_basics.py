@@ -16,17 +16,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import MCQBenchmark
-from vdpm_harness.records import FramePolicy, GenerationSettings, Message, Request, Sample, Strict, TextPart, VideoPart
-from vdpm_harness.store import building, checksum_problems, file_digest
+from vdpm_harness import (
+    FramePolicy,
+    GenerationSettings,
+    MCQBenchmark,
+    Message,
+    Request,
+    Sample,
+    Strict,
+    TextPart,
+    VideoPart,
+    building,
+    cache_root,
+    checksum_problems,
+    file_digest,
+    hookimpl,
+)
 
 PROMPT = (
     "These are the frames of a video. Select the best answer to the following multiple-choice question based on "
@@ -36,10 +47,6 @@ DIRECTIONS = {"Left": (-1.0, 0.0), "Right": (1.0, 0.0), "Up": (0.0, -1.0), "Down
 SPEED_OPTIONS = ["The red disc", "The blue disc", "Both move at the same speed", "Neither disc moves"]
 DISTANCE_OPTIONS = ["Closer together", "Farther apart", "The distance stays the same", "They overlap throughout"]
 RED, BLUE = (220, 40, 40), (40, 70, 220)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -90,7 +97,7 @@ def _clip(rng: np.random.Generator, width: int, height: int, n_frames: int):
 def build_dataset(folder: Path, n_videos: int, seed: int, width: int = 192, height: int = 144, n_frames: int = 32,
                   fps: float = 8.0) -> None:  # fmt: skip
     """Render the clips and write ``samples.json`` and ``manifest.json`` into ``folder`` (atomically)."""
-    from vdpm_harness.video import write_video
+    from vdpm_harness import write_video
 
     with building(folder) as staging:
         rng = np.random.default_rng(seed)

@@ -29,11 +29,20 @@ from typing import Any
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Benchmark, Judge, JudgePrompt
-from vdpm_harness.plugins import PluginError
-from vdpm_harness.records import Extraction, Prediction, Sample
-from vdpm_harness.llm import DEFAULT_BASE_URL, ApiOptions, ChatClient, resolve_api_key
+from vdpm_harness import (
+    DEFAULT_BASE_URL,
+    ApiOptions,
+    Benchmark,
+    ChatClient,
+    Extraction,
+    Judge,
+    JudgePrompt,
+    PluginError,
+    Prediction,
+    Sample,
+    hookimpl,
+    resolve_api_key,
+)
 
 
 def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:

@@ -32,10 +32,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Model, PreparedRequest
-from vdpm_harness.records import ImagePart, Response, TextPart, VideoPart
-from vdpm_harness.llm import DEFAULT_BASE_URL, TRANSPORT_OPTIONS, ApiOptions, ChatClient
+from vdpm_harness import (
+    DEFAULT_BASE_URL,
+    TRANSPORT_OPTIONS,
+    ApiOptions,
+    ChatClient,
+    ImagePart,
+    Model,
+    PreparedRequest,
+    Response,
+    TextPart,
+    VideoPart,
+    hookimpl,
+)
 
 
 def jpeg_data_uri(frame, quality: int) -> str:

@@ -11,9 +11,7 @@ import random
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Model, PreparedRequest
-from vdpm_harness.records import Response, Strict
+from vdpm_harness import Model, PreparedRequest, Response, Strict, hookimpl
 
 
 class RandomModel(Model):

@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Reporter
-from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard, format_metric
-from vdpm_harness.store import write_atomic
+from vdpm_harness import REGENERATE_COMMAND, Column, Leaderboard, Reporter, format_metric, hookimpl, write_atomic
 
 EMPTY_CELL = "–"
 

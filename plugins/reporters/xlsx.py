@@ -14,10 +14,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Reporter
-from vdpm_harness.leaderboard import REGENERATE_COMMAND, Column, Leaderboard
-from vdpm_harness.store import write_atomic
+from vdpm_harness import REGENERATE_COMMAND, Column, Leaderboard, Reporter, hookimpl, write_atomic
 
 #: Excel's limit on sheet names, and the characters it forbids in them.
 MAX_SHEET_NAME = 31

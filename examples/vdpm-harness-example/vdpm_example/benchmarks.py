@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vdpm_harness.interfaces import MCQBenchmark
-from vdpm_harness.records import FramePolicy, Message, Request, Sample, Strict, TextPart, VideoPart
+from vdpm_harness import FramePolicy, MCQBenchmark, Message, Request, Sample, Strict, TextPart, VideoPart
 
 COLORS = {"Red": (220, 30, 30), "Green": (30, 180, 60), "Blue": (30, 60, 220), "Yellow": (230, 220, 40)}
 
@@ -25,7 +24,7 @@ class SolidColor(MCQBenchmark):
         return Path(self.options.data_dir) if self.options.data_dir else default
 
     def _build(self) -> None:
-        from vdpm_harness.video import write_video
+        from vdpm_harness import write_video
 
         self.folder.mkdir(parents=True, exist_ok=True)
         rows = []

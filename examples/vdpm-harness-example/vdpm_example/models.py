@@ -1,8 +1,6 @@
 """The ``longest-option`` model: a text-only multiple-choice baseline."""
 
-from vdpm_harness.extract import option_text
-from vdpm_harness.interfaces import Model, PreparedRequest
-from vdpm_harness.records import Response, Strict
+from vdpm_harness import Model, PreparedRequest, Response, Strict, option_text
 
 
 class LongestOption(Model):

@@ -49,13 +49,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vdpm_harness import hookimpl
-from vdpm_harness.extract import option_text
-from vdpm_harness.interfaces import JudgePrompt, MCQBenchmark
-from vdpm_harness.records import (
+from vdpm_harness import (
     Extraction,
     FramePolicy,
     GenerationSettings,
+    JudgePrompt,
+    MCQBenchmark,
     Message,
     Request,
     Sample,
@@ -63,8 +62,10 @@ from vdpm_harness.records import (
     Strict,
     TextPart,
     VideoPart,
+    file_digest,
+    hookimpl,
+    option_text,
 )
-from vdpm_harness.store import file_digest
 
 #: VLMEvalKit's ``FRAMES_TMPL_NOSUB``, used by both evaluations (benchmarks.md A.3).
 PRE_PROMPT = (
@@ -720,7 +721,7 @@ class DSRBench(MCQBenchmark):
     def aggregate(self, scores: list[Score]) -> tuple[dict, dict]:
         """Accuracy overall and per category (the default), plus ``accuracy_vlmevalkit`` and ``accuracy_fork`` when
         every scored sample carries those decisions (rule scoring); errors count as wrong in all three."""
-        from vdpm_harness.stats import UNCATEGORIZED, clustered_mean
+        from vdpm_harness import UNCATEGORIZED, clustered_mean
 
         metrics, categories = super().aggregate(scores)
         scored = [s for s in scores if s.status == "ok"]

@@ -22,12 +22,22 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import MCQBenchmark
-from vdpm_harness.records import Extraction, FramePolicy, Request, Sample, Score, Strict, stable_hash
-from vdpm_harness.store import building, checksum_problems, file_digest
+from vdpm_harness import (
+    Extraction,
+    FramePolicy,
+    MCQBenchmark,
+    Request,
+    Sample,
+    Score,
+    Strict,
+    building,
+    cache_root,
+    checksum_problems,
+    file_digest,
+    hookimpl,
+    stable_hash,
+)
 from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, DSRBench
-from vdpm_harness_plugins.benchmarks.motion_basics import cache_root
 from vdpm_harness_plugins.generators.questions.dsr_templates.qa import TemplateOptions
 
 CHECKSUMS = "dsr_synth.json"

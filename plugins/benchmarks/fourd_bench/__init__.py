@@ -54,22 +54,25 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Benchmark, JudgePrompt, MCQBenchmark
-from vdpm_harness.records import (
+from vdpm_harness import (
+    Benchmark,
     Extraction,
     FramePolicy,
     GenerationSettings,
     ImagePart,
+    JudgePrompt,
+    MCQBenchmark,
     Message,
     Request,
     Sample,
     Strict,
     TextPart,
     VideoPart,
+    cache_root,
+    clustered_mean,
+    hookimpl,
     stable_hash,
 )
-from vdpm_harness.stats import clustered_mean
 
 from .metrics import (
     GPT_ASPECTS,
@@ -231,10 +234,6 @@ def correctness_code(letter: str | None, rule: str, gold: str) -> int:
 # --- frames for sampler A ---------------------------------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
-
-
 def stride_indices(total: int, count: int) -> list[int]:
     """Sampler A (``myutils.get_video_uniform_frames``): frames ``i * (total // count)``, none if ``total < count``."""
     if total < count:
@@ -249,7 +248,7 @@ def stride_frames(video: Path, count: int, cache: Path) -> list[Path]:
     The frame count is the container's (what OpenCV's ``CAP_PROP_FRAME_COUNT`` reads); frames are counted in
     presentation order. Raises :class:`vdpm_harness.video.VideoError` naming the file when it cannot be read.
     """
-    from vdpm_harness.video import VideoError, probe
+    from vdpm_harness import VideoError, probe
 
     info = probe(video)
     indices = stride_indices(info.num_frames, count)
@@ -356,7 +355,7 @@ class MultiView:
         count = self.options.frames_per_view
         if count == 0:
             return []
-        from vdpm_harness.video import VideoError
+        from vdpm_harness import VideoError
 
         policy = FramePolicy(nframes=count, sampler="floor")  # sampler B: np.linspace(0, T - 1, count, dtype=int)
         parts: list[ImagePart | VideoPart] = []

@@ -34,8 +34,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from vdpm_harness.records import MetricValue
-from vdpm_harness.stats import clustered_mean
+from vdpm_harness import MetricValue, clustered_mean
 
 #: Hidden layer bert_score uses for bert-base-uncased (its ``model2layers`` table); the official setting.
 BERTSCORE_LAYER = 9

@@ -62,7 +62,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -73,13 +72,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.extract import visible_text
-from vdpm_harness.interfaces import ImportedResponse, ImportedRun, Judge, JudgePrompt, MCQBenchmark
-from vdpm_harness.records import (
+from vdpm_harness import (
     Extraction,
     FramePolicy,
     GenerationSettings,
+    ImportedResponse,
+    ImportedRun,
+    Judge,
+    JudgePrompt,
+    MCQBenchmark,
     Message,
     Request,
     Sample,
@@ -87,6 +88,9 @@ from vdpm_harness.records import (
     Strict,
     TextPart,
     VideoPart,
+    cache_root,
+    hookimpl,
+    visible_text,
 )
 
 log = logging.getLogger(__name__)
@@ -305,10 +309,6 @@ def verdict_extraction(extracted_answer: str, correct: bool, method: str) -> Ext
                       detail={"correct": correct, "extracted_answer": extracted_answer})  # fmt: skip
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("VDPM_CACHE", Path.home() / ".cache" / "vdpm-harness"))
-
-
 class VLM4D(MCQBenchmark):
     """VLM4D multiple choice, real and synthetic splits; see the module docstring."""
 
@@ -331,7 +331,7 @@ class VLM4D(MCQBenchmark):
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.options.data_dir) if self.options.data_dir else _cache_root() / "vlm4d"
+        return Path(self.options.data_dir) if self.options.data_dir else cache_root() / "vlm4d"
 
     @cached_property
     def questions(self) -> dict[str, list[dict]]:
@@ -414,7 +414,7 @@ class VLM4D(MCQBenchmark):
         """The official table (``overall`` pooled over every question, then each split and subset) and per-category
         accuracy. Errors and unparsed answers count as wrong. Each category's accuracy is also given under the
         primary metric's name, ``overall``, which is the key the leaderboard reads category columns by."""
-        from vdpm_harness.stats import clustered_mean, summarize_accuracy
+        from vdpm_harness import clustered_mean, summarize_accuracy
 
         metrics = {}
         for cell, members in TABLE.items():

@@ -57,10 +57,18 @@ from typing import Any, Literal
 import click
 from pydantic import Field, model_validator
 
-from vdpm_harness import hookimpl
-from vdpm_harness.distributed import local_rank
-from vdpm_harness.interfaces import Model, PreparedRequest
-from vdpm_harness.records import FramePolicy, ImagePart, Response, Strict, TextPart, VideoPart
+from vdpm_harness import (
+    FramePolicy,
+    ImagePart,
+    Model,
+    PreparedRequest,
+    Response,
+    Strict,
+    TextPart,
+    VideoPart,
+    hookimpl,
+    local_rank,
+)
 
 log = logging.getLogger(__name__)
 

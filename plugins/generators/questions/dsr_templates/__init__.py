@@ -31,10 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from vdpm_harness import hookimpl
-from vdpm_harness.interfaces import Generator
-from vdpm_harness.records import stable_hash
-from vdpm_harness.scene import SceneTrack, SceneTrackError
+from vdpm_harness import Generator, SceneTrack, SceneTrackError, hookimpl, stable_hash
 from vdpm_harness_plugins.benchmarks.dsr import TSV_NAME
 
 from .qa import PRED_FROM, QA, QUESTION_TYPES, TemplateOptions, VideoResult, generate_video
@@ -75,8 +72,7 @@ def resolve_video(track: SceneTrack, track_path: Path) -> Path:
 
 def trim_video(source: Path, target: Path, last_frame: int) -> None:
     """Write frames ``0..last_frame`` of ``source`` to ``target`` (the clip a prediction question may show)."""
-    from vdpm_harness.records import FramePolicy
-    from vdpm_harness.video import decode, probe, write_video
+    from vdpm_harness import FramePolicy, decode, probe, write_video
 
     info = probe(source)
     decoded = decode(source, FramePolicy(nframes=info.num_frames))

@@ -24,9 +24,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from vdpm_harness import SceneTrack, Strict
 from vdpm_harness import geometry as geo
-from vdpm_harness.records import Strict
-from vdpm_harness.scene import SceneTrack
 
 from .describers import (
     DIRECTION_EPSILON,

@@ -45,13 +45,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from vdpm_harness import hookimpl
-from vdpm_harness.geometry import look_at
-from vdpm_harness.interfaces import Generator
-from vdpm_harness.records import Strict
-from vdpm_harness.scene import ObjectTrack, SceneTrack
-from vdpm_harness.store import file_digest
-from vdpm_harness.video import write_video
+from vdpm_harness import Generator, ObjectTrack, SceneTrack, Strict, file_digest, geometry, hookimpl, write_video
 
 from .render import Mesh, Rasterizer, Renderer, box_mesh, cone_mesh, rasterize, sphere_mesh
 
@@ -218,7 +212,7 @@ class CameraPath:
         """Camera-to-world poses ``(T, 4, 4)`` at times ``t``."""
         t = np.asarray(t, float)
         eye, target = np.asarray(self.eye, float), np.asarray(self.target, float)
-        base = look_at(eye, target)[:3, :3]
+        base = geometry.look_at(eye, target)[:3, :3]
         rotation = np.repeat(base[None], len(t), axis=0)
         position = np.repeat(eye[None], len(t), axis=0)
         if self.kind == "pan":
