@@ -7,6 +7,7 @@ cheap: heavy work (loading weights, reading data) happens in ``load()`` or on fi
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .video import DecodedVideo
 
 
-class Plugin:
-    """Common base: an id (set by the registry), validated options."""
+class Plugin(ABC):  # noqa: B024 - the kinds below declare the abstract methods
+    """Common base: an id (set by the registry), validated options.
+
+    The methods a kind requires are abstract, so a plugin that lacks one fails when it is created (naming the
+    method), never in the middle of a run."""
 
     class Options(Strict):
         pass
@@ -124,6 +128,7 @@ class Model(Plugin):
     def load(self) -> None:
         """Load weights. Called once before the first ``generate``."""
 
+    @abstractmethod
     def generate(self, batch: list[PreparedRequest]) -> list[Response]:
         """Return one :class:`Response` per prepared request, in order.
 
@@ -161,9 +166,11 @@ class Benchmark(Plugin):
     #: The headline metric in ``BenchmarkResult.metrics``.
     primary_metric: ClassVar[str] = "accuracy"
 
+    @abstractmethod
     def samples(self) -> Iterable[Sample]:
         raise NotImplementedError
 
+    @abstractmethod
     def build_request(self, sample: Sample) -> Request:
         raise NotImplementedError
 
@@ -171,6 +178,7 @@ class Benchmark(Plugin):
         """A checksum or revision of the data on disk, recorded in the run."""
         return None
 
+    @abstractmethod
     def extract(self, sample: Sample, response: str) -> Extraction:
         """Read the answer out of a raw response with rules. Unparsed answers have ``parsed=False``."""
         raise NotImplementedError
@@ -199,6 +207,7 @@ class Benchmark(Plugin):
         """Read someone else's output files (e.g. a paper's released responses) as runs of the harness."""
         raise NotImplementedError(f"benchmark '{self.id}' cannot import predictions")
 
+    @abstractmethod
     def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
         """Per-sample ``(correct, metrics)``."""
         raise NotImplementedError
@@ -238,6 +247,7 @@ class Judge(Plugin):
         return mask_secrets({"id": self.id, "version": self.version, "options": self.options.model_dump(mode="json"),
                              **self.describe()})  # fmt: skip
 
+    @abstractmethod
     def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
         """Return one :class:`Extraction` per ``(sample, prediction)``, with ``method = self.tag``.
 
@@ -250,6 +260,7 @@ class Judge(Plugin):
 class Reporter(Plugin):
     """Writes a view of the leaderboard (markdown, xlsx, ...) into a results folder."""
 
+    @abstractmethod
     def write(self, leaderboard: Leaderboard, out_dir: Path) -> list[Path]:
         raise NotImplementedError
 
@@ -257,6 +268,7 @@ class Reporter(Plugin):
 class Generator(Plugin):
     """Turns videos or scenes into data (QA records, videos). ``vdpm-harness generate ID`` runs it."""
 
+    @abstractmethod
     def run(self, out: Path, seed: int = 0) -> dict[str, Any]:
         """Generate into ``out``; return summary statistics (counts, yields) that the CLI prints."""
         raise NotImplementedError
