@@ -290,8 +290,7 @@ def generate():
 
 
 def main(argv=None):
-    host = get_host()
-    host.pm.hook.register_commands(cli=cli)
+    get_host().add_commands(cli)
     try:
         cli.main(args=argv, prog_name="vdpm-harness")
     except (ConfigError, PluginError) as exc:

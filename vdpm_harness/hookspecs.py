@@ -26,10 +26,25 @@ hookspec = pluggy.HookspecMarker("vdpm_harness")
 hookimpl = pluggy.HookimplMarker("vdpm_harness")
 
 
+def kind(base: str):
+    """Declare a registration hook as a plugin kind whose objects are instances of ``base`` (``"module:Class"``).
+
+    The host derives its kinds from these declarations: adding a kind is one hookspec here, one base class in
+    :mod:`vdpm_harness.interfaces`, its section of ``docs/plugins.md`` and its ``test_hook_*``.
+    """
+
+    def declare(function):
+        function.plugin_base = base
+        return function
+
+    return declare
+
+
 # --- registration -------------------------------------------------------------------------------------------------
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Model")
 def register_models(register):
     """Register model plugins: ``register(id, factory, aliases=(), description="")``.
 
@@ -38,6 +53,7 @@ def register_models(register):
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Benchmark")
 def register_benchmarks(register):
     """Register benchmark plugins: ``register(id, factory, aliases=(), description="")``.
 
@@ -46,6 +62,7 @@ def register_benchmarks(register):
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Generator")
 def register_generators(register):
     """Register QA-data generators: ``register(id, factory, aliases=(), description="")``.
 
@@ -55,6 +72,7 @@ def register_generators(register):
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Judge")
 def register_judges(register):
     """Register answer judges: ``register(id, factory, aliases=(), description="")``.
 
@@ -64,6 +82,7 @@ def register_judges(register):
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Reporter")
 def register_reporters(register):
     """Register report writers: ``register(id, factory, aliases=(), description="")``.
 

@@ -31,15 +31,51 @@ class Plugin(ABC):  # noqa: B024 - the kinds below declare the abstract methods
 
     id: str = ""
 
+    #: set by the host that created this object: kind, id, plugin name, distribution and its version
+    registration: dict[str, Any] | None = None
+
     def __init__(self, options: Options | dict | None = None):
         if options is None:
             options = {}
         if isinstance(options, dict):
             options = self.Options.model_validate(options)
         self.options = options
+        self.components: list[Plugin] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
+
+    def create_plugin(self, kind: str, name: str, options: dict[str, Any] | None = None) -> Plugin:
+        """Create another registered plugin by kind (``"models"``, ``"benchmarks"``, ``"generators"``, ...), id and
+        options, through the host that created this one; the one way for a plugin to use another.
+
+        The created plugin becomes a component of this one: the run record lists the id, version and options of
+        every component (:meth:`provenance`). Callable from ``__init__`` (after ``super().__init__``).
+        """
+        component = self.plugin_host().create(kind, name, options)
+        self.__dict__.setdefault("components", []).append(component)
+        return component
+
+    def plugin_host(self):
+        """The :class:`~vdpm_harness.plugins.Host` that created this plugin (the process-wide one otherwise)."""
+        from .plugins import creating_host, get_host
+
+        return getattr(self, "host", None) or creating_host() or get_host()
+
+    def provenance(self) -> dict[str, Any]:
+        """What made this object, for the run record: kind, id, version, options (secrets masked), the plugin and
+        distribution that registered it, and the same for every plugin it created (``components``)."""
+        from .config import mask_secrets
+
+        cls = type(self)
+        record = {
+            **(self.registration or {"id": self.id}),
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "version": getattr(self, "version", None),
+            "options": self.options.model_dump(mode="json"),
+            "components": [component.provenance() for component in getattr(self, "components", [])],
+        }
+        return mask_secrets(record)
 
 
 @dataclass

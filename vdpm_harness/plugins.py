@@ -5,16 +5,22 @@ Environment switches:
 * ``VDPM_LOAD_PLUGINS=a,b`` loads only the entry points named ``a`` and ``b`` (``""`` loads none; the built-ins
   are entry points too, so they obey it).
 * ``VDPM_TRACE_PLUGINS=1`` prints every hook call and its result to stderr.
+
+Plugins compose through the host: a plugin creates another registered plugin by kind, id and options with
+:meth:`vdpm_harness.interfaces.Plugin.create_plugin` (never by importing its class), and the run records the
+id, version and options of every plugin so created (``Plugin.provenance``).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -24,7 +30,22 @@ import pluggy
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "vdpm_harness"
-KINDS = ("models", "benchmarks", "generators", "judges", "reporters")
+
+
+def _declared_kinds() -> dict[str, str]:
+    """Plugin kinds as the hookspecs declare them (``@kind``): kind -> ``"module:BaseClass"``, in hookspec order."""
+    return {
+        name.removeprefix("register_"): function.plugin_base
+        for name, function in vars(hookspecs).items()
+        if name.startswith("register_") and getattr(function, "plugin_base", None)
+    }
+
+
+#: kind -> the base class its plugins must be instances of, read off the registration hookspecs
+KIND_BASES = _declared_kinds()
+KINDS = tuple(KIND_BASES)
+#: the host creating a plugin right now (so that a plugin's ``__init__`` can create the plugins it is made of)
+_creating: ContextVar[Host | None] = ContextVar("vdpm_creating_host", default=None)
 
 
 class PluginError(Exception):
@@ -59,15 +80,33 @@ class Entry:
             ) from exc
         return obj
 
+    def base_class(self) -> type:
+        module_name, _, name = KIND_BASES[self.kind].partition(":")
+        return getattr(importlib.import_module(module_name), name)
+
     def create(self, options: dict | None = None):
-        """Build the plugin object with validated options (unknown keys are rejected)."""
+        """Build the plugin object with validated options (unknown keys are rejected).
+
+        A class that lacks a method its kind requires, or is not of its kind's base class, fails here, naming it.
+        """
         cls = self.load_class()
+        what = f"{self.kind[:-1]} '{self.id}' (plugin '{self.plugin}')"
+        base = self.base_class()
+        if inspect.isclass(cls):
+            if not issubclass(cls, base):
+                raise PluginError(f"{what}: {cls.__qualname__} must subclass vdpm_harness.{base.__name__}")
+            if inspect.isabstract(cls):
+                missing = ", ".join(sorted(cls.__abstractmethods__))
+                raise PluginError(f"{what}: {cls.__qualname__} does not implement {missing}, which every "
+                                  f"{base.__name__} must (see docs/plugins.md)")  # fmt: skip
         try:
             obj = cls(options or {})
         except PluginError:
             raise
         except Exception as exc:
             raise PluginError(f"invalid options for {self.kind[:-1]} '{self.id}': {exc}") from exc
+        if not isinstance(obj, base):
+            raise PluginError(f"{what}: its factory returned {type(obj).__qualname__}, not a {base.__name__}")
         if getattr(obj, "id", None) in (None, ""):
             obj.id = self.id
         return obj
@@ -220,7 +259,7 @@ class Host:
                 # each implementation is called on its own, so one that raises cannot hide the others
                 before = len(registries[kind].entries)
                 try:
-                    impl.function(register=register)
+                    call_pruned(impl, register=register)
                 except Exception:  # noqa: BLE001 - reported by `vdpm-harness plugins`
                     self.broken[plugin_name] = f"register_{kind}: {traceback.format_exc()}"
                 if self._trace:
@@ -232,7 +271,46 @@ class Host:
         return self.registry(kind).get(name)
 
     def create(self, kind: str, name: str, options: dict | None = None):
-        return self.get(kind, name).create(options)
+        """Create a registered plugin by kind, id (or alias) and options.
+
+        This is the one way to make a plugin object, for the CLI and for plugins made of other plugins
+        (``Plugin.create_plugin``). The object remembers what created it (``registration``), for the run record.
+        """
+        entry = self.get(kind, name)
+        token = _creating.set(self)
+        try:
+            obj = entry.create(options)
+        finally:
+            _creating.reset(token)
+        loaded = self.plugins.get(entry.plugin)
+        obj.registration = {"kind": kind, "id": entry.id, "plugin": entry.plugin,
+                            "distribution": loaded.distribution if loaded else None,
+                            "distribution_version": loaded.version if loaded else None}  # fmt: skip
+        obj.host = self
+        return obj
+
+    def add_commands(self, cli) -> None:
+        """Call every ``register_commands`` implementation on its own: one that raises is reported as broken
+        (``vdpm-harness plugins`` shows it) and the other plugins' commands, and the built-in ones, still work."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            plugin_name = self.pm.get_name(impl.plugin) or "?"
+            try:
+                call_pruned(impl, cli=cli)
+            except Exception:  # noqa: BLE001 - reported by `vdpm-harness plugins`
+                self.broken[plugin_name] = f"register_commands: {traceback.format_exc()}"
+            if self._trace:
+                self._trace(f"[vdpm trace] register_commands(cli) -> plugin {plugin_name}")
+
+
+def call_pruned(impl: pluggy.HookImpl, **kwargs):
+    """Call one hook implementation with only the arguments it declares, as pluggy does for a hook call
+    (so a hook can gain arguments without breaking the plugins that do not take them)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def creating_host() -> Host | None:
+    """The host whose ``create`` is running (``None`` outside of one)."""
+    return _creating.get()
 
 
 _host: Host | None = None
