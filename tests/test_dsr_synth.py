@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from vdpm_harness.records import FramePolicy
-from vdpm_harness.scene import SceneTrack
+from vdpm_harness import FramePolicy, SceneTrack
 from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, PRE_PROMPT, DSRBench
-from vdpm_harness_plugins.benchmarks.dsr_synth import CHECKSUMS, DSRSynth
+from vdpm_harness_plugins.benchmarks.dsr_synth.benchmark import CHECKSUMS, DSRSynth
 
 from .conftest import run_cli
 
@@ -35,6 +34,14 @@ def test_random_model_gives_the_12_category_breakdown(tmp_path):
     assert {"accuracy", "accuracy_vlmevalkit", "accuracy_fork"} <= set(result["metrics"])
     record = json.loads((results.parent / "run.json").read_text())
     assert record["benchmark"]["dataset_revision"].startswith("sha256:")
+    # dsr-synth is made of three plugins created by id through the host; the run records each with its version
+    components = {c["id"]: c for c in record["benchmark"]["components"]}
+    assert set(components) == {"synth-scenes", "dsr-templates", "dsr"}
+    assert components["synth-scenes"]["kind"] == "generators" and components["synth-scenes"]["version"]
+    assert components["synth-scenes"]["options"]["n_videos"] == SMALL["n_videos"]
+    assert components["dsr-templates"]["options"]["qa_per_video"] == SMALL["qa_per_video"]
+    assert components["dsr"]["kind"] == "benchmarks" and components["dsr"]["distribution"] == "vdpm-harness"
+    assert components["dsr"]["options"]["layout"] == "vlmevalkit"
 
 
 def test_the_dsr_plugin_reads_the_generated_table(bench):

@@ -182,3 +182,138 @@ def test_hook_benchmark_finished(lifecycle_events):
 def test_hook_run_finished(lifecycle_events):
     out, events = lifecycle_events
     assert events[-1] == {"event": "run_finished", "n": 1, "out_dir": str(out)}
+
+
+# --- kinds, creation checks, composition, isolation of every hook --------------------------------------------------
+
+
+def test_kinds_come_from_the_hookspecs():
+    """A kind is one ``@kind`` registration hookspec with its base class: the host reads them, nothing else."""
+    from vdpm_harness import hookspecs, interfaces
+    from vdpm_harness.plugins import KIND_BASES, KINDS
+
+    declared = [name.removeprefix("register_") for name, fn in vars(hookspecs).items() if hasattr(fn, "plugin_base")]
+    assert list(KINDS) == declared == ["models", "benchmarks", "generators", "judges", "reporters"]
+    for kind, base in KIND_BASES.items():
+        module, _, name = base.partition(":")
+        assert module == "vdpm_harness.interfaces" and issubclass(getattr(interfaces, name), interfaces.Plugin), kind
+
+
+def _inline_host(*plugins) -> Host:
+    host = Host(load_entry_points=True)
+    for i, plugin in enumerate(plugins):
+        host.register(plugin, name=f"inline-{i}")
+    return host
+
+
+def test_a_plugin_missing_a_required_method_fails_at_creation_naming_it(host):
+    from vdpm_harness import Benchmark, Model, hookimpl
+
+    class NoGenerate(Model):
+        pass
+
+    class HalfBenchmark(Benchmark):
+        def samples(self):
+            return []
+
+    class NotAModel:
+        def __init__(self, options):
+            pass
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_models(register):
+            register("no-generate", NoGenerate)
+            register("not-a-model", NotAModel)
+
+        @staticmethod
+        @hookimpl
+        def register_benchmarks(register):
+            register("half", HalfBenchmark)
+
+    host.register(Plugin, name="inline")
+    with pytest.raises(PluginError, match=r"model 'no-generate' \(plugin 'inline'\): NoGenerate does not implement gen"):
+        host.create("models", "no-generate")
+    with pytest.raises(PluginError, match="HalfBenchmark does not implement build_request, extract, score"):
+        host.create("benchmarks", "half")
+    with pytest.raises(PluginError, match="NotAModel must subclass vdpm_harness.Model"):
+        host.create("models", "not-a-model")
+
+
+def test_registration_calls_pass_only_the_arguments_an_implementation_declares(host):
+    """hookspecs promises pluggy's pruning: an implementation may take a subset of a hook's arguments (so hooks
+    can gain arguments). Registration hooks are called one implementation at a time, and keep that promise."""
+    from vdpm_harness import hookimpl
+    from vdpm_harness.plugins import call_pruned
+
+    seen = []
+
+    class NoArguments:
+        @staticmethod
+        @hookimpl
+        def register_reporters():
+            seen.append("called")
+
+    host.register(NoArguments, name="no-arguments")
+    assert "markdown" in {e.id for e in host.registry("reporters")}
+    assert seen == ["called"] and "no-arguments" not in host.broken
+    # a hook that gained an argument still calls an implementation written against the old signature
+    [impl] = [i for i in host.pm.hook.register_reporters.get_hookimpls() if i.plugin is NoArguments]
+    call_pruned(impl, register=None, new_argument=1)
+    assert seen == ["called", "called"]
+
+
+def test_a_register_commands_that_raises_breaks_no_command(tmp_path):
+    """One plugin's failing ``register_commands`` is reported as broken; every other command still works."""
+    site = tmp_path / "site"
+    (site / "bad_cli-1.0.dist-info").mkdir(parents=True)
+    (site / "bad_cli-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-cli\nVersion: 1.0\n")
+    (site / "bad_cli-1.0.dist-info" / "entry_points.txt").write_text("[vdpm_harness]\nbad-cli = bad_cli\n")
+    (site / "bad_cli.py").write_text(
+        "from vdpm_harness import hookimpl\n\n"
+        "@hookimpl\ndef register_commands(cli):\n    raise RuntimeError('cannot add my command')\n"
+    )
+    env = cli_env()
+    env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}"
+    data = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    broken = {b["name"]: b["error"] for b in data["broken"]}
+    assert "register_commands" in broken["bad-cli"] and "cannot add my command" in broken["bad-cli"]
+    assert run_cli("hello", "world", env=env).stdout.strip() == "hello world"  # another plugin's command
+    assert "random" in run_cli("list", "models", env=env).stdout
+
+
+def test_a_plugin_creates_another_by_id_and_the_record_lists_it(host):
+    """Composition through the host: a model made of the registered ``random`` model, created by id."""
+    from vdpm_harness import Model, Strict, hookimpl
+
+    class Committee(Model):
+        version = "3"
+
+        class Options(Strict):
+            api_key: str = "sk-secret-value"
+
+        def __init__(self, options=None):
+            super().__init__(options)
+            self.member = self.create_plugin("models", "random", {"batch_size": 7})
+
+        def generate(self, batch):
+            return self.member.generate(batch)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_models(register):
+            register("committee", Committee)
+
+    host.register(Plugin, name="inline")
+    committee = host.create("models", "committee")
+    assert committee.member.host is host and committee.member.batch_size == 7
+    record = committee.provenance()
+    assert record["id"] == "committee" and record["version"] == "3" and record["plugin"] == "inline"
+    assert record["options"]["api_key"] == "***"  # secrets masked
+    [member] = record["components"]
+    assert member["kind"] == "models" and member["id"] == "random" and member["options"] == {"batch_size": 7}
+    assert member["distribution"] == "vdpm-harness" and member["components"] == []
+    with pytest.raises(PluginError, match="unknown model 'nope'"):
+        Committee.create_plugin(committee, "models", "nope")

@@ -94,10 +94,10 @@ class Entry:
         base = self.base_class()
         if inspect.isclass(cls):
             if not issubclass(cls, base):
-                raise PluginError(f"{what}: {cls.__qualname__} must subclass vdpm_harness.{base.__name__}")
+                raise PluginError(f"{what}: {cls.__name__} must subclass vdpm_harness.{base.__name__}")
             if inspect.isabstract(cls):
                 missing = ", ".join(sorted(cls.__abstractmethods__))
-                raise PluginError(f"{what}: {cls.__qualname__} does not implement {missing}, which every "
+                raise PluginError(f"{what}: {cls.__name__} does not implement {missing}, which every "
                                   f"{base.__name__} must (see docs/plugins.md)")  # fmt: skip
         try:
             obj = cls(options or {})
