@@ -1,4 +1,5 @@
-"""Coordinate frames and transforms against hand-computed cases from dsr_suite.md §1.7 and round trips."""
+"""Coordinate frames and transforms against hand-computed cases of the original DSR code (TencentARC/DSR_Suite,
+``data/qa_utils.py``: ``Rx``/``Ry``/``Rz``, camera-to-self, camera-to-agent) and round trips."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ RNG = np.random.default_rng(0)
 
 
 def test_rotation_primitives_are_the_passive_forms():
-    # dsr_suite.md §1.7.3: Rz(90) = [[0,1,0],[-1,0,0],[0,0,1]] (transpose of the active rotation)
+    # DSR's passive primitive: Rz(90) = [[0,1,0],[-1,0,0],[0,0,1]] (transpose of the active rotation)
     np.testing.assert_allclose(g.rz(90), [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=1e-12)
     np.testing.assert_allclose(g.rx(90), [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
     np.testing.assert_allclose(g.ry(90), [[0, 0, -1], [0, 1, 0], [1, 0, 0]], atol=1e-12)
@@ -18,7 +19,8 @@ def test_rotation_primitives_are_the_passive_forms():
 
 
 def test_agent_frame_with_zero_angles():
-    """§1.7.4, checked numerically in the spec: +z_cam -> -x_agent, +x_cam -> +y_agent, +y_cam -> -z_agent."""
+    """DSR's camera-to-agent rotation at zero angles, checked numerically: +z_cam -> -x_agent, +x_cam -> +y_agent,
+    +y_cam -> -z_agent."""
     origin = np.zeros(3)
     np.testing.assert_allclose(g.camera_to_agent([0, 0, 1], 0, 0, 0, origin), [-1, 0, 0], atol=1e-12)
     np.testing.assert_allclose(g.camera_to_agent([1, 0, 0], 0, 0, 0, origin), [0, 1, 0], atol=1e-12)
@@ -37,7 +39,7 @@ def test_facing_vector_by_azimuth(azimuth, facing):
 
 
 def test_closed_form_axes():
-    """Rows of R equal the closed forms of §1.7.4 for arbitrary angles."""
+    """Rows of R equal the closed forms of DSR's camera-to-agent rotation for arbitrary angles."""
     pol, az, rot = 17.0, 245.0, -32.0
     sp, cp = np.sin(np.deg2rad(pol)), np.cos(np.deg2rad(pol))
     sa, ca = np.sin(np.deg2rad(az)), np.cos(np.deg2rad(az))
@@ -62,7 +64,7 @@ def test_agent_round_trip_and_angle_recovery():
 
 
 def test_self_frame():
-    """§1.7.2: self = (z, -x, -y): the optical axis is forward, image-left is left, image-up is up."""
+    """DSR's camera-to-self map: self = (z, -x, -y): the optical axis is forward, image-left is left, image-up is up."""
     np.testing.assert_allclose(g.camera_to_self([0, 0, 2]), [2, 0, 0])
     np.testing.assert_allclose(g.camera_to_self([-1, 0, 0]), [0, 1, 0])
     np.testing.assert_allclose(g.camera_to_self([0, -1, 0]), [0, 0, 1])

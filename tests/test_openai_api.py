@@ -76,7 +76,7 @@ def chat(text: str, **extra) -> dict:
 # --- a tiny multiple-choice benchmark with a judge prompt (text only, registered in-process) -----------------------
 
 GOLDS = ["A", "B", "A", "C", "A", "D"]
-#: VLM4D's structured judge output, EvaluationOutput{extracted_answer: str, correct: bool} (benchmarks.md B.4).
+#: VLM4D's structured judge output, EvaluationOutput{extracted_answer: str, correct: bool} (VLM4D's judge).
 EVALUATION_OUTPUT = {
     "title": "EvaluationOutput",
     "type": "object",

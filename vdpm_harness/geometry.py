@@ -1,6 +1,7 @@
 """Every coordinate frame and transform of the DSR pipeline, in one place.
 
-Frames (``dsr_suite.md`` §1.7):
+Frames, as the original DSR pipeline builds them (TencentARC/DSR_Suite, ``data/qa_utils.py``; the paper,
+arXiv 2512.20557):
 
 * **world**: where a :class:`~vdpm_harness.scene.SceneTrack` stores centroids and camera poses.
 * **camera (OpenCV)**: x right, y down, z forward (the optical axis). Poses are camera-to-world 4x4 matrices
@@ -58,7 +59,7 @@ def camera_to_world(points: np.ndarray, c2w: np.ndarray) -> np.ndarray:
 
 
 def camera_to_camera(points: np.ndarray, c2w_a: np.ndarray, c2w_b: np.ndarray) -> np.ndarray:
-    """Points in camera a's frame into camera b's frame: ``P_b = R_b^-1 (R_a P_a + t_a - t_b)`` (DSR §1.7.1)."""
+    """Points in camera a's frame into camera b's frame: ``P_b = R_b^-1 (R_a P_a + t_a - t_b)`` (as DSR does)."""
     return world_to_camera(camera_to_world(points, c2w_a), c2w_b)
 
 
@@ -110,7 +111,7 @@ def agent_rotation(polar: float, azimuth: float, rotation: float) -> np.ndarray:
 def camera_to_agent(
     points: np.ndarray, polar: float, azimuth: float, rotation: float, center: np.ndarray
 ) -> np.ndarray:
-    """Camera points into an agent's frame (DSR §1.7.4); ``center`` is the agent's centroid in the same camera."""
+    """Camera points into an agent's frame, as DSR builds it; ``center`` is the agent's centroid in the same camera."""
     r = agent_rotation(polar, azimuth, rotation)
     return (np.asarray(points, float) - np.asarray(center, float)) @ r.T
 
@@ -118,7 +119,7 @@ def camera_to_agent(
 def agent_to_camera(
     points: np.ndarray, polar: float, azimuth: float, rotation: float, center: np.ndarray
 ) -> np.ndarray:
-    """The exact inverse of :func:`camera_to_agent` (DSR §1.7.5): ``R^T P + c``."""
+    """The exact inverse of :func:`camera_to_agent` (DSR's agent to camera): ``R^T P + c``."""
     r = agent_rotation(polar, azimuth, rotation)
     return np.asarray(points, float) @ r + np.asarray(center, float)
 
@@ -132,7 +133,7 @@ def angles_from_axes(forward: np.ndarray, left: np.ndarray, up: np.ndarray) -> t
     """Orient-Anything style ``(polar, azimuth, rotation)`` in degrees of an agent whose body axes, expressed in the
     camera frame, are ``forward``, ``left`` and ``up`` (a right-handed orthonormal triple).
 
-    Inverts the closed form of DSR §1.7.4: ``up = (sin rot cos pol, -cos pol cos rot, -sin pol)``,
+    Inverts the closed form of DSR's camera-to-agent rotation: ``up = (sin rot cos pol, -cos pol cos rot, -sin pol)``,
     ``forward_z = -cos az cos pol``, ``left_z = -sin az cos pol``.
     """
     forward, left, up = (np.asarray(v, float) for v in (forward, left, up))

@@ -87,7 +87,8 @@ class DecodedVideo:
         """The ``video_metadata`` dict transformers' video processors accept for pre-sampled frames.
 
         Passing the true native fps and the sampled indices matters: without them Qwen2.5-VL assumes 24 fps and
-        computes wrong temporal position ids (see environment.md, 2.2).
+        computes wrong temporal position ids (measured with transformers 5.x: ``second_per_grid_ts`` comes from the
+        ``fps`` entry of this metadata, default 24).
         """
         return {
             "total_num_frames": self.total_frames,

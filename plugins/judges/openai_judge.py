@@ -5,7 +5,8 @@ The benchmark owns the wording: for every response the judge sends ``benchmark.j
 ``benchmark.parse_judgement(sample, reply)``. The judge owns the transport (:mod:`vdpm_harness.llm`:
 concurrency, retries, the reply cache, token accounting).
 
-Defaults follow VLM4D's official judge (benchmarks.md B.4): model ``o4-mini``, ``temperature = 1.0`` (the only value
+Defaults follow VLM4D's official judge (ShijieZhou-UCLA/VLM4D, the judge call of its evaluation script): model
+``o4-mini``, ``temperature = 1.0`` (the only value
 o-series models accept), a budget of 1024 completion tokens sent as ``max_completion_tokens`` (for o-series models it
 covers the reasoning tokens too). Because the judge samples at temperature 1, a rerun without the cache can judge
 differently; the cache keeps a rescore stable.

@@ -3,7 +3,8 @@
 The harness decodes the frames (the benchmark's :class:`~vdpm_harness.records.FramePolicy`, logged per sample); each
 video part of a request becomes that many ``image_url`` parts holding base64 JPEG data URIs, in place of the video
 and in message order, text parts stay text. This is VLM4D's layout for its API models (frames before the question in
-one user message, no ``detail`` key, JPEG quality 95 as ``cv2.imencode`` writes by default; benchmarks.md B.3).
+one user message, no ``detail`` key, JPEG quality 95 as ``cv2.imencode`` writes by default; VLM4D's inference script
+for API models).
 With ``send_video = true`` the mp4 itself goes as one ``video_url`` data URI instead, for servers that sample frames
 themselves (vLLM); the frame policy is then not applied by the harness.
 
