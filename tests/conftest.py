@@ -1,4 +1,8 @@
-"""Shared fixtures: an isolated cache, a plugin host with the fixture plugin, and a CLI runner."""
+"""Shared fixtures: an isolated cache, a plugin host with the fixture plugin, and a CLI runner; the test markers.
+
+Markers (registered in pyproject.toml): ``slow`` runs by default (``-m "not slow"`` leaves it out), ``gpu`` is
+skipped without a CUDA device, ``network`` is skipped unless ``VDPM_NETWORK_TESTS=1``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = Path(__file__).resolve().parent / "plugin_fixture"
 sys.path.insert(0, str(FIXTURE_DIR))
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if gpu and not _cuda_available():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+    if os.environ.get("VDPM_NETWORK_TESTS") != "1":
+        for item in items:
+            if "network" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="reaches the network; set VDPM_NETWORK_TESTS=1"))
 
 
 @pytest.fixture(scope="session", autouse=True)
