@@ -146,6 +146,7 @@ def test_whole_batch_failure_is_retried_one_by_one(host, tmp_path):
     assert Flaky.calls == [3, 1, 1, 1] and [p.status for p in predictions] == ["ok"] * 3
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     out, log, data = tmp_path / "res", tmp_path / "computed.log", tmp_path / "videos"
     args = [
