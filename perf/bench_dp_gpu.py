@@ -96,9 +96,9 @@ def main(argv=None):
     videos = make_videos(args.video_dir, args.videos, seed=7, workers=os.cpu_count() or 4)
     write_dsr_table(args.video_dir, videos, args.samples)
     if not (args.model_dir / "config.json").exists():
-        from vdpm_harness_plugins.models.qwen25vl import write_random_checkpoint
+        from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_random
 
-        write_random_checkpoint(args.model_dir, "7b")
+        make_random(args.model_dir, "7b")
     report = {"gpu": torch.cuda.get_device_name(0), "gpus": gpus, "samples": args.samples, "torch": torch.__version__}
 
     def command(out: Path, gpus_used: int):

@@ -203,7 +203,7 @@ def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: s
 
     from vdpm_harness.records import TextPart
     from vdpm_harness.video import decode
-    from vdpm_harness_plugins.models.qwen25vl import load_random_model
+    from vdpm_harness_plugins.models.qwen25vl.checkpoints import load_random_model
 
     model, config = load_random_model(model_dir, dtype=dtype, device=device, vision_attention="transformers")
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -259,7 +259,7 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
     from vdpm_harness.pipeline import Runner
     from vdpm_harness.plugins import get_host
     from vdpm_harness.store import PredictionStore
-    from vdpm_harness_plugins.models.qwen25vl import Qwen25VL
+    from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
     config = build_config(
         models="qwen25vl", benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
@@ -341,14 +341,12 @@ def main(argv=None):
     videos = make_videos(args.video_dir, args.videos, seed=7, workers=os.cpu_count() or 4, size=size)
     print(f"videos ready in {time.perf_counter() - t0:.1f} s", flush=True)
     if not (args.model_dir / "config.json").exists():
-        if args.smoke:
-            from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_tiny
+        from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_random, make_tiny
 
+        if args.smoke:
             make_tiny(args.model_dir)
         else:
-            from vdpm_harness_plugins.models.qwen25vl import write_random_checkpoint
-
-            write_random_checkpoint(args.model_dir, "7b")
+            make_random(args.model_dir, "7b")
     write_dsr_table(args.video_dir, videos, args.samples)
     pixels = 64 * 28 * 28 if args.smoke else 768 * 28 * 28
     policy = FramePolicy(nframes=32, max_pixels=pixels, size_multiple=28)

@@ -7,7 +7,7 @@ Qwen2.5-VL-7B of the real configuration in bf16. Each part is timed on its own (
 * preprocessing: the video processor on the CPU (the naive loop) against on the GPU;
 * the vision tower with transformers' window-by-window attention, the padded SDPA call and the varlen flash call;
 * the prefill (vision tower + language model, last-token logits) at batch 1 and of a left-padded batch of 4 with
-  transformers' SDPA attention against the packed ``vdpm_varlen`` attention;
+  transformers' SDPA attention against the row-wise ``vdpm_rowwise`` attention;
 * ``generate`` with 1 and 8 new tokens at batch 1, 4 and 8 (the difference is the decoding steps);
 * a torch profiler pass over one batch-4 ``generate``: the kernels that take the GPU time, and the CPU operators;
 * optionally (``--compile``), the vision blocks under ``torch.compile``.
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoProcessor
 
-    from vdpm_harness_plugins.models.qwen25vl import load_random_model, write_random_checkpoint
     from vdpm_harness_plugins.models.qwen25vl.attention import register
+    from vdpm_harness_plugins.models.qwen25vl.checkpoints import load_random_model, make_random, make_tiny
     from vdpm_harness_plugins.models.qwen25vl.vision_attention import patch_vision_attention
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -113,11 +113,9 @@ def main(argv=None) -> int:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     if not (args.model_dir / "config.json").exists():
         if args.smoke:
-            from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_tiny
-
             make_tiny(args.model_dir)
         else:
-            write_random_checkpoint(args.model_dir, "7b")
+            make_random(args.model_dir, "7b")
     t0 = time.perf_counter()
     model, config = load_random_model(args.model_dir, dtype="bfloat16" if cuda else "float32", device=dev,
                                       attn_implementation="sdpa")  # fmt: skip
@@ -331,7 +329,7 @@ def main(argv=None) -> int:
     @part("compiled_model")
     def _():
         """The plugin's ``compile_model`` (vision blocks, language-model MLPs and norms) on the whole model."""
-        from vdpm_harness_plugins.models.qwen25vl import compile_model
+        from vdpm_harness_plugins.models.qwen25vl.speed import compile_model
 
         compile_model(model)
         out = {}

@@ -118,7 +118,7 @@ def test_compile_model_compiles_prefills_only(monkeypatch):
     """``compile_model`` routes prefill-sized inputs (>= COMPILE_MIN_TOKENS tokens) through the compiled modules and
     runs decoding steps eagerly; the compiled function here is a recording stand-in (real compilation is measured
     on the GPU by perf/profile_qwen_gpu.py)."""
-    from vdpm_harness_plugins.models import qwen25vl
+    from vdpm_harness_plugins.models.qwen25vl import speed
 
     sizes = []
 
@@ -132,14 +132,14 @@ def test_compile_model_compiles_prefills_only(monkeypatch):
         return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr(qwen25vl, "COMPILE_MIN_TOKENS", 16)
+    monkeypatch.setattr(speed, "COMPILE_MIN_TOKENS", 16)
     model = tiny_model("sdpa")
     ids, mask = left_padded_batch()  # 3 rows of 11 positions: 33 tokens
     with torch.no_grad():
         reference = model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0
         )
-        assert qwen25vl.compile_model(model) == ["vision blocks", "language-model MLPs and RMSNorms"]
+        assert speed.compile_model(model) == ["vision blocks", "language-model MLPs and RMSNorms"]
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
     assert torch.equal(out, reference)
     # the prefill's 33 tokens through the 3 compiled modules of both layers; the 3-token decoding steps eagerly
@@ -149,7 +149,7 @@ def test_compile_model_compiles_prefills_only(monkeypatch):
 def test_failing_compilation_falls_back_to_eager(monkeypatch, caplog):
     """A compiled module whose compilation fails (no C compiler, no Triton) runs eagerly from then on, with one
     warning per module, and the results are those of the uncompiled model."""
-    from vdpm_harness_plugins.models import qwen25vl
+    from vdpm_harness_plugins.models.qwen25vl import speed
 
     attempts = []
 
@@ -161,13 +161,13 @@ def test_failing_compilation_falls_back_to_eager(monkeypatch, caplog):
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr(qwen25vl, "COMPILE_MIN_TOKENS", 16)
+    monkeypatch.setattr(speed, "COMPILE_MIN_TOKENS", 16)
     model = tiny_model("sdpa")
     ids, mask = left_padded_batch()
     with torch.no_grad():
         reference = model(input_ids=ids, attention_mask=mask).logits
-        qwen25vl.compile_model(model)
-        with caplog.at_level("WARNING", logger=qwen25vl.__name__):
+        speed.compile_model(model)
+        with caplog.at_level("WARNING", logger=speed.__name__):
             first = model(input_ids=ids, attention_mask=mask).logits
             again = model(input_ids=ids, attention_mask=mask).logits
     assert torch.equal(first, reference) and torch.equal(again, reference)

@@ -1,12 +1,14 @@
 """The ``qwen25vl`` model plugin and the offline checkpoint builders, on CPU with the tiny random-weight model.
 
-The tiny model is built once per session by ``vdpm-harness models make-tiny`` (environment.md §2.3) and loaded back
-through the real ``from_pretrained`` paths with ``HF_HUB_OFFLINE=1``. Random weights generate gibberish, so the tests
-check shapes, ids, timing metadata, errors and equalities, never the text itself.
+The tiny model is built once per session by ``vdpm-harness models make-tiny`` and loaded back through the real
+``from_pretrained`` paths with ``HF_HUB_OFFLINE=1``. Random weights generate gibberish, so the tests check shapes,
+ids, timing metadata, errors and equalities, never the text itself. The option and registry tests need neither torch
+nor transformers; the others are marked ``needs_torch``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -14,11 +16,8 @@ import shutil
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-from vdpm_harness.interfaces import PreparedRequest  # noqa: E402
-from vdpm_harness.records import (  # noqa: E402
+from vdpm_harness.interfaces import PreparedRequest
+from vdpm_harness.records import (
     FramePolicy,
     GenerationSettings,
     ImagePart,
@@ -27,11 +26,18 @@ from vdpm_harness.records import (  # noqa: E402
     TextPart,
     VideoPart,
 )  # fmt: skip
-from vdpm_harness.video import decode, write_video  # noqa: E402
-from vdpm_harness_plugins.models.qwen25vl import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, Qwen25VL  # noqa: E402
-from vdpm_harness_plugins.models.qwen25vl.checkpoints import REAL_CONFIGS, SPECIAL_TOKENS, make_tiny  # noqa: E402
+from vdpm_harness.video import decode, write_video
+from vdpm_harness_plugins.models.qwen25vl import inputs as qwen_inputs
+from vdpm_harness_plugins.models.qwen25vl.checkpoints import REAL_CONFIGS, SPECIAL_TOKENS, make_tiny
+from vdpm_harness_plugins.models.qwen25vl.inputs import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
+from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
-from .conftest import cli_env, run_cli  # noqa: E402
+from .conftest import cli_env, run_cli
+
+HAS_TORCH = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+if HAS_TORCH:
+    import torch
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch and transformers")
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
@@ -94,6 +100,7 @@ def prepared(sample_id: str, video: str | None, text: str, policy: FramePolicy |
 # --- the builders ---------------------------------------------------------------------------------------------------
 
 
+@needs_torch
 def test_make_tiny_builds_a_seeded_checkpoint_that_loads_through_the_real_paths(tiny, tmp_path):
     from transformers import (
         AutoModelForImageTextToText,
@@ -118,7 +125,7 @@ def test_make_tiny_builds_a_seeded_checkpoint_that_loads_through_the_real_paths(
     assert model.config.video_token_id == ids[SPECIAL_TOKENS.index("<|video_pad|>")]
     assert model.config.vision_start_token_id == ids[SPECIAL_TOKENS.index("<|vision_start|>")]
     assert model.generation_config.eos_token_id == ids[SPECIAL_TOKENS.index("<|im_end|>")]
-    # the Qwen2-VL chat format of the released checkpoints (environment.md §2.3): default system turn, placeholders
+    # the Qwen2-VL chat format of the released checkpoints (their chat_template): default system turn, placeholders
     chat = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Q?"}]}]
     assert processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -136,8 +143,9 @@ def test_make_tiny_builds_a_seeded_checkpoint_that_loads_through_the_real_paths(
     assert not all(torch.equal(original[k], other[k]) for k in original if other[k].shape == original[k].shape)
 
 
+@needs_torch
 def test_make_random_7b_writes_the_real_configuration(host, tmp_path):
-    """Values from the project's issue 5 (the released Qwen2.5-VL-7B-Instruct config.json)."""
+    """Values of the released Qwen/Qwen2.5-VL-7B-Instruct config.json (Hugging Face hub)."""
     from click.testing import CliRunner
     from transformers import AutoConfig, AutoProcessor
 
@@ -168,6 +176,7 @@ def test_make_random_7b_writes_the_real_configuration(host, tmp_path):
     assert set(REAL_CONFIGS) == {"7b"}
 
 
+@needs_torch
 def test_random_weights_build_a_config_only_checkpoint(tiny, tmp_path):
     """The same ``random_weights`` path a real-size config-only checkpoint takes, on the tiny configuration."""
     folder = tmp_path / "config-only"
@@ -179,7 +188,7 @@ def test_random_weights_build_a_config_only_checkpoint(tiny, tmp_path):
     second.load()
     details = first.describe()
     assert details["parameters"] == tiny[1]["parameters"] and details["dtype"] == "float32"
-    assert all(p.dtype == torch.float32 for p in first._model.parameters())  # no fp32/bf16 mix (environment §2.2)
+    assert all(p.dtype == torch.float32 for p in first._model.parameters())  # one dtype throughout
     assert all(torch.equal(a, b) for a, b in zip(first._model.parameters(), second._model.parameters()))  # seeded
     assert first.revision().startswith("random:") and first.revision() == second.revision()
     [response] = first.generate([prepared("r", None, "Hello", max_new_tokens=4)])
@@ -238,6 +247,7 @@ def test_listing_models_never_imports_torch():
     assert out.strip() == "['qwen25vl', 'qwen25vl-3b', 'qwen25vl-7b', 'qwen25vl-32b', 'qwen25vl-72b'] False False"
 
 
+@needs_torch
 def test_revision_follows_the_weights(tiny, tmp_path, monkeypatch):
     """Local folder: a copy keeping modification times keeps the fingerprint, new weights change it. Hub id: the
     commit of the cached snapshot, loaded offline through the hub cache layout."""
@@ -259,7 +269,7 @@ def test_revision_follows_the_weights(tiny, tmp_path, monkeypatch):
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    from vdpm_harness_plugins.models.qwen25vl import Qwen25VL3B, Qwen25VL7B
+    from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL3B, Qwen25VL7B
 
     hub_model = Qwen25VL3B({})
     assert hub_model.revision() == f"Qwen/Qwen2.5-VL-3B-Instruct@{commit}"
@@ -273,9 +283,10 @@ def test_revision_follows_the_weights(tiny, tmp_path, monkeypatch):
 # --- the plugin: requests -> inputs -----------------------------------------------------------------------------------
 
 
+@needs_torch
 def test_second_per_grid_ts_comes_from_the_decoders_timing(model, clips):
     """Qwen2.5-VL: second_per_grid_ts = temporal_patch_size / sampled fps, sampled fps = frames / duration
-    (transformers' VideoMetadata.sampled_fps); without metadata transformers assumes 24 fps (environment.md §2.2)."""
+    (transformers' VideoMetadata.sampled_fps); without metadata transformers assumes 24 fps (checked below)."""
     # a.mp4: 40 frames at 8 fps = 5 s; 8 frames -> 1.6 fps -> 1.25 s per grid of 2 frames
     # b.mp4: 60 frames at 20 fps = 3 s; 8 frames -> 8/3 fps -> 0.75 s per grid
     for name, fps, expected in (("a.mp4", 8.0, 1.25), ("b.mp4", 20.0, 0.75)):
@@ -290,6 +301,7 @@ def test_second_per_grid_ts_comes_from_the_decoders_timing(model, clips):
     assert default["second_per_grid_ts"].tolist() == pytest.approx([2 / 24])  # the pitfall the plugin avoids
 
 
+@needs_torch
 def test_frames_sized_by_the_decoder_are_not_resized_again(model, clips):
     """A policy with max_pixels and size_multiple=28 gives frames that smart_resize keeps as they are: the grid is the
     frame size in 14-pixel patches and the pixels equal the processor's own output with resizing off."""
@@ -307,6 +319,45 @@ def test_frames_sized_by_the_decoder_are_not_resized_again(model, clips):
     assert model.video_pixels(FramePolicy(nframes=4, min_pixels=5000)) == (5000, VIDEO_MAX_PIXELS)
 
 
+def test_pixel_limits_and_context_check_are_plain_functions():
+    """The rules of ``inputs`` without a plugin instance (what a trainer calls): explicit limits override the
+    policy's, the max wins over the min, and the context check names both token counts and the limit."""
+    policy = FramePolicy(nframes=4, max_pixels=40_000)
+    assert qwen_inputs.video_pixels(policy) == (qwen_inputs.MIN_FRAME_PIXELS, 40_000)
+    assert qwen_inputs.video_pixels(policy, max_pixels=50_000) == (28 * 28, 50_000)
+    assert qwen_inputs.video_pixels(FramePolicy(nframes=4), min_pixels=700_000) == (VIDEO_MAX_PIXELS, VIDEO_MAX_PIXELS)
+    assert qwen_inputs.context_overflow(4090, 6, 4096) is None
+    assert qwen_inputs.context_overflow(4091, 6, 4096) == (
+        "context overflow: 4091 prompt tokens + 6 new tokens exceed the model's 4096 positions"
+    )
+
+
+@needs_torch
+def test_inputs_from_a_bare_processor_equal_the_plugins(model, tiny, clips):
+    """A trainer's path: the checkpoint's processor loaded alone and the ``inputs`` functions give the tensors the
+    plugin generates from (same ids, mask, pixels and timing), and drop a prompt over the context length."""
+    from vdpm_harness_plugins.models.qwen25vl.checkpoints import load_processor
+
+    processor = load_processor(str(tiny[0]))
+    batch = [prepared("a", clips["a.mp4"], "Which way?"), prepared("b", clips["b.mp4"], "Which disc is faster?")]
+    prompts = [qwen_inputs.build_prompt(processor, one, i) for i, one in enumerate(batch)]
+    assert prompts[0].conversation == [
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Which way?"}]}
+    ]
+    encoded = qwen_inputs.encode_within_context(processor, prompts, max_new_tokens=8, max_positions=4096)
+    reference = model.prepare([model._prompt(i, one) for i, one in enumerate(batch)])
+    assert set(encoded.inputs.keys()) == set(reference.keys()) and encoded.overflow == []
+    for key in reference:
+        assert torch.equal(encoded.inputs[key], reference[key]), key
+    assert encoded.lengths == reference["attention_mask"].sum(dim=1).tolist()
+    long = qwen_inputs.build_prompt(processor, prepared("long", None, "word " * 5000), 2)
+    encoded = qwen_inputs.encode_within_context(processor, [*prompts, long], max_new_tokens=8, max_positions=4096)
+    assert [p.index for p in encoded.prompts] == [0, 1] and [p.index for p, _ in encoded.overflow] == [2]
+    assert encoded.overflow[0][1].startswith("context overflow: ")
+    assert torch.equal(encoded.inputs["input_ids"], reference["input_ids"])
+
+
+@needs_torch
 def test_blind_request_is_text_only(model, clips):
     """nframes = 0: the video part is left out of the chat; the harness decodes nothing (videos is empty)."""
     blind = prepared("blind", clips["a.mp4"], "Which way does it move?", policy=FramePolicy(nframes=0))
@@ -320,6 +371,7 @@ def test_blind_request_is_text_only(model, clips):
     assert response.error is None and response.text is not None and response.usage["prompt_tokens"] > 0
 
 
+@needs_torch
 def test_batched_generation_equals_one_at_a_time(model, clips):
     """Greedy decoding in fp32 with left padding: a batch of 3 requests of different lengths (two videos of different
     sizes and a text-only one) gives token-for-token the answers of the requests run alone."""
@@ -337,6 +389,7 @@ def test_batched_generation_equals_one_at_a_time(model, clips):
     assert len({r.usage["prompt_tokens"] for r in alone}) == 3  # the batch really was padded
 
 
+@needs_torch
 def test_images_missing_media_and_context_overflow_are_per_sample(model, clips, tmp_path):
     from PIL import Image
 
@@ -358,6 +411,7 @@ def test_images_missing_media_and_context_overflow_are_per_sample(model, clips, 
     assert "exceed the model's 4096 positions" in responses[2].error
 
 
+@needs_torch
 def test_out_of_memory_fails_the_batch_and_is_an_error_alone(model, monkeypatch):
     """The harness retries a failed batch one request at a time (Inference.generate); alone, OOM is an error."""
 
@@ -372,6 +426,7 @@ def test_out_of_memory_fails_the_batch_and_is_an_error_alone(model, monkeypatch)
     assert alone.error.startswith("CUDA out of memory: ") and alone.text is None
 
 
+@needs_torch
 def test_sampling_is_seeded_per_request(model):
     """temperature > 0 samples each request alone with its own seed: the same seed repeats, batch order does not
     matter."""
@@ -386,7 +441,8 @@ def test_sampling_is_seeded_per_request(model):
 
 
 def _vlm4d_data(root) -> tuple[list[str], int, int]:
-    """Two VLM4D questions with their videos laid out as on the hub (benchmarks.md Part B); 8 frames at 4 fps."""
+    """Two VLM4D questions with their videos laid out as in the Hugging Face dataset ``shijiezhou/VLM4D``
+    (``videos_real/``, ``videos_synthetic/``); 8 frames at 4 fps."""
     clips = {"real/validation_1": "videos_real/davis/aerobatics.mp4",
              "synthetic/validation_1": "videos_synthetic/synth_001.mp4"}  # fmt: skip
     for i, rel in enumerate(clips.values()):
@@ -396,7 +452,8 @@ def _vlm4d_data(root) -> tuple[list[str], int, int]:
 
 
 def _dsr_data(root) -> tuple[list[str], int, int]:
-    """Two DSR-Bench rows in VLMEvalKit's TSV layout (benchmarks.md A.2) on one clip under raw_data/dsr-bench/."""
+    """Two DSR-Bench rows in VLMEvalKit's TSV layout (``DSRBench.tsv``: index, video, question, options, answer,
+    task_type) on one clip under raw_data/dsr-bench/."""
     (root / "raw_data" / "dsr-bench").mkdir(parents=True)
     write_video(root / "raw_data" / "dsr-bench" / "clip.mp4", np.full((40, 56, 84, 3), 90, np.uint8), fps=10)
     options = ["A. Left", "B. Right", "C. Toward the camera", "D. Away from the camera"]
@@ -407,7 +464,9 @@ def _dsr_data(root) -> tuple[list[str], int, int]:
 
 
 def _fourd_data(root) -> tuple[list[str], int, None]:
-    """One 4D-Bench QA object (benchmarks.md C.2 layout): views 1, 8, 16 sent as 18 still images (Qwen2-VL family)."""
+    """One 4D-Bench QA object in the layout of the dataset ``vxuanz/4D-Bench`` (``4d_qa.json`` and
+    ``4d_object_multi_view_videos/<uid>/view_<k>_rgb_white_bg.mp4``): views 1, 8, 16 sent as 18 still images
+    (Qwen2-VL family)."""
     folder = root / "4D_Object_Question_Answering" / "data"
     for view in (1, 8, 16):
         (folder / "4d_object_multi_view_videos" / "obj1").mkdir(parents=True, exist_ok=True)
@@ -419,6 +478,8 @@ def _fourd_data(root) -> tuple[list[str], int, None]:
     return [f"data_dir={root}", f"frames_cache={root / 'frames'}"], 1, None  # images, no video parts
 
 
+@needs_torch
+@pytest.mark.slow
 def test_run_every_benchmark_end_to_end_through_the_cli(tiny, host, tmp_path):
     """`vdpm-harness run --model qwen25vl` on motion-basics (4 samples) and on every other benchmark registered now
     (dsr, vlm4d, 4dbench-qa), each on a small local fixture in its official layout (no hub here), in one run."""

@@ -12,7 +12,7 @@ This module provides
 * :func:`varlen`: PyTorch's packed variable-length flash kernel (``torch.nn.attention.varlen.varlen_attn``, CUDA
   only), its signature adapted across releases (``is_causal`` in 2.10, ``window_size`` later; ``enable_gqa`` from
   2.12, key/value heads repeated before that). The vision tower's windowed attention uses it
-  (:mod:`.qwen_vision_attention`);
+  (:mod:`.vision_attention`);
 * ``"vdpm_rowwise"``, a transformers attention implementation (``AttentionInterface``, with the flash convention of
   ``AttentionMaskInterface``: the 2D padding mask, or ``None`` when nothing is padded). A prefill attends each row's
   real tokens in its own causal SDPA call (no mask, no padding computed), preferring cuDNN on CUDA; decoding steps

@@ -1,6 +1,7 @@
-"""Offline Qwen2.5-VL checkpoints: a tiny random-weight model for tests, and config-only real-size checkpoints.
+"""Qwen2.5-VL checkpoints: building offline ones (a tiny random-weight model for tests, config-only real sizes),
+and resolving and loading any checkpoint (hub id or local folder) for the ``qwen25vl`` plugin.
 
-Neither needs a model hub (environment.md §2.3 is the recipe, verified with transformers 5.23):
+Building needs no model hub (verified with transformers 5.23):
 
 * :func:`make_tiny` trains a small byte-level BPE tokenizer on seeded synthetic sentences, adds the Qwen2-VL special
   tokens right after its vocabulary (in the released order), sets the Qwen2-VL chat template, builds the processor and
@@ -12,11 +13,18 @@ Neither needs a model hub (environment.md §2.3 is the recipe, verified with tra
   with ``random_weights=true`` (for GPU throughput measurements without downloads).
 
 Command line: ``vdpm-harness models make-tiny DIR [--seed S]`` and ``vdpm-harness models make-random DIR --config 7b``.
+
+Loading: :func:`load_config` reads a folder or a hub id (offline by default, with an error that names the hub id and
+how to download it), :func:`load_processor` the processor, :func:`load_weights` the model from its weight files, and
+:func:`load_random_model` a config-only checkpoint with seeded random weights. :func:`revision` identifies the
+weights for the result store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +39,12 @@ SPECIAL_TOKENS = [
 #: Id of ``<|endoftext|>`` in the released Qwen2/Qwen2.5 vocabularies; the other specials follow it in order.
 RELEASED_SPECIAL_BASE = 151643
 CHAT_TEMPLATE_FILE = Path(__file__).with_name("chat_template.jinja")
+#: Suffixes of weight files: a folder without any is a config-only checkpoint (random weights only).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
-#: Real Qwen2.5-VL configurations. 7B: the values of the project's issue 5 (the released
-#: ``Qwen/Qwen2.5-VL-7B-Instruct`` config.json); ``max_position_embeddings`` and ``rms_norm_eps`` as released for the
-#: family (128000 and 1e-6). Other sizes are not included: their values could not be checked offline.
+#: Real Qwen2.5-VL configurations. 7B: the values of the released ``Qwen/Qwen2.5-VL-7B-Instruct`` config.json (Hugging
+#: Face hub); ``max_position_embeddings`` and ``rms_norm_eps`` as released for the family (128000 and 1e-6). Other
+#: sizes are not included: their values could not be checked offline.
 REAL_CONFIGS: dict[str, dict[str, Any]] = {
     "7b": {
         "hub_id": "Qwen/Qwen2.5-VL-7B-Instruct",
@@ -54,7 +64,7 @@ REAL_CONFIGS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 
-#: The tiny model of environment.md §2.3 (385,856 parameters with the 552-token vocabulary of seed 0).
+#: The tiny model: 385,856 parameters with the 552-token vocabulary of seed 0.
 TINY_TEXT = {
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
     "num_key_value_heads": 2, "max_position_embeddings": 4096,
@@ -65,7 +75,7 @@ TINY_VISION = {
     "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [1],
     "tokens_per_second": 2,
 }  # fmt: skip
-#: Per-frame pixel limits of the tiny processor (environment.md §2.3); the plugin passes explicit limits for videos.
+#: Per-frame pixel limits of the tiny processor; the plugin passes explicit limits for videos.
 TINY_PIXELS = (28 * 28 * 4, 112 * 112)
 
 _WORDS = (
@@ -110,7 +120,8 @@ def build_tokenizer(seed: int = 0, special_base: int | None = None, vocab_size: 
     )
     bpe.train_from_iterator(_corpus(seed), trainer)
     vocab = bpe.get_vocab()
-    # merges must be tuples: "a b" strings raise "failed to extract enum PyMerges" (environment.md §2.2)
+    # merges must be tuples: with transformers 5.23, "a b" strings make the BPE model raise "failed to extract enum
+    # PyMerges"
     merges = [
         tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(bpe.to_str())["model"]["merges"]
     ]
@@ -178,7 +189,7 @@ def make_tiny(out: str | Path, seed: int = 0) -> dict[str, Any]:
     vocab_size = max(tokenizer.get_vocab().values()) + 1
     config = _config({**TINY_TEXT, "vocab_size": vocab_size}, TINY_VISION, ids)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).float()  # .float(): no fp32/bf16 mix (environment.md §2.2)
+    model = Qwen2_5_VLForConditionalGeneration(config).float()  # every parameter in float32, none in another dtype
     model.generation_config = _generation_config(ids)
     model.save_pretrained(out)
     build_processor(tokenizer, TINY_PIXELS).save_pretrained(out)
@@ -209,3 +220,153 @@ def make_random(out: str | Path, size: str, seed: int = 0) -> dict[str, Any]:
         "like": spec["hub_id"],
         "files": sorted(p.name for p in out.iterdir()),
     }
+
+
+# --- resolving and loading a checkpoint -------------------------------------------------------------------------------
+
+
+def local_folder(path: str) -> Path | None:
+    """``path`` as a local checkpoint folder (``~`` expanded), or ``None`` when it is not one (a hub id)."""
+    folder = Path(os.path.expanduser(path))
+    return folder if folder.is_dir() else None
+
+
+def _source(path: str) -> str:
+    return str(local_folder(path) or path)
+
+
+def folder_digest(folder: Path) -> str:
+    """Hash of a checkpoint folder: contents of its small files, names/sizes/mtimes of its weight files."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        stat = path.stat()
+        digest.update(path.name.encode() + b"\0")
+        if path.suffix in WEIGHT_SUFFIXES:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def config_file(path: str, revision: str | None = None) -> Path | None:
+    """The ``config.json`` of a folder, or of the hub snapshot in the local cache (``.../snapshots/<commit>/``);
+    ``None`` when there is none. Never touches the network."""
+    folder = local_folder(path)
+    if folder is not None:
+        found = folder / "config.json"
+        return found if found.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(path, "config.json", revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def revision_of(path: str, *, revision: str | None = None, random_weights: bool = False, config=None) -> str:
+    """What identifies the weights: ``random:<config hash>`` for random weights, ``local:<hash>`` for a folder
+    (:func:`folder_digest`), ``<hub id>@<commit>`` for a hub checkpoint: the commit of the loaded ``config`` when
+    given, else of the snapshot in the local cache, else the requested ``revision`` (or ``unresolved``)."""
+    if random_weights:
+        found = config_file(path, revision)
+        digest = hashlib.sha256(found.read_bytes()).hexdigest()[:16] if found else path
+        return f"random:{digest}"
+    folder = local_folder(path)
+    if folder is not None:
+        return f"local:{folder_digest(folder)}"
+    commit = getattr(config, "_commit_hash", None)
+    if not commit:
+        found = config_file(path, revision)
+        commit = found.parent.name if found is not None else None
+    return f"{path}@{commit or revision or 'unresolved'}"
+
+
+def load_config(path: str, *, revision: str | None = None, local_files_only: bool = True):
+    """The Qwen2.5-VL configuration of a folder or hub id. A hub id missing from the local cache while
+    ``local_files_only`` is an ``OSError`` that names it and how to download it; another model type a ValueError."""
+    from transformers import AutoConfig
+
+    source = _source(path)
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision, local_files_only=local_files_only)
+    except OSError as exc:
+        if local_folder(path) is None and local_files_only:
+            raise OSError(
+                f"{source} is not in the local Hugging Face cache and local_files_only is true: "
+                f"download it first (hf download {source}) or pass local_files_only=false"
+            ) from exc
+        raise
+    if config.model_type != "qwen2_5_vl":
+        raise ValueError(f"{source}: model_type is {config.model_type!r}, not a Qwen2.5-VL checkpoint")
+    return config
+
+
+def load_processor(path: str, *, revision: str | None = None, local_files_only: bool = True):
+    """The checkpoint's processor, its tokenizer padding on the left (batched generation continues every row from
+    its last token)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(_source(path), revision=revision, local_files_only=local_files_only)
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_weights(path: str, *, dtype: str, device, attn_implementation: str, revision: str | None = None,
+                 local_files_only: bool = True):  # fmt: skip
+    """The model from the checkpoint's weight files, in ``dtype`` on ``device``, in eval mode. A folder without
+    weight files (``vdpm-harness models make-random``) is a FileNotFoundError that names the option it needs."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    folder = local_folder(path)
+    if folder is not None and not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir()):
+        raise FileNotFoundError(f"{folder}: no weight files; a config-only checkpoint (vdpm-harness models "
+                                "make-random) needs the option random_weights=true")  # fmt: skip
+    return Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        _source(path), dtype=getattr(torch, dtype), device_map=str(device), attn_implementation=attn_implementation,
+        revision=revision, local_files_only=local_files_only,
+    ).eval()  # fmt: skip
+
+
+def load_random_model(path: str | os.PathLike, *, dtype: str = "bfloat16", device="cuda",
+                      attn_implementation: str = "sdpa", vision_attention: str = "transformers",
+                      revision: str | None = None, local_files_only: bool = True):  # fmt: skip
+    """The Qwen2.5-VL of the configuration in ``path`` with seeded random weights, built directly on ``device`` and
+    then cast as a whole to ``dtype``, so no parameter is left in another dtype than the rest; returns
+    ``(model, config)``. ``attn_implementation="rowwise"`` registers
+    :mod:`.attention`; ``vision_attention`` is :func:`.speed.patch_vision`'s mode. A random model of the real size
+    costs the same time as a trained one, so this measures throughput without downloading weights."""
+    import torch
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    from .speed import patch_vision
+
+    if attn_implementation == "rowwise":
+        from .attention import register
+
+        attn_implementation = register()
+    config = AutoConfig.from_pretrained(path, revision=revision, local_files_only=local_files_only)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            config, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
+        )
+    model = model.to(getattr(torch, dtype)).eval()
+    patch_vision(model, vision_attention)
+    return model, config
+
+
+def load_model(path: str, *, random_weights: bool, dtype: str, device, attn_implementation: str,
+               revision: str | None = None, local_files_only: bool = True):  # fmt: skip
+    """The model of a checkpoint (:func:`load_weights`, or :func:`load_random_model` with ``random_weights``) and the
+    checkpoint's own generation config: ``(model, GenerationConfig)``."""
+    from transformers import GenerationConfig
+
+    hub = {"revision": revision, "local_files_only": local_files_only}
+    if not random_weights:
+        model = load_weights(path, dtype=dtype, device=device, attn_implementation=attn_implementation, **hub)
+        return model, model.generation_config
+    model, config = load_random_model(_source(path), dtype=dtype, device=device,
+                                      attn_implementation=attn_implementation, **hub)  # fmt: skip
+    try:
+        return model, GenerationConfig.from_pretrained(_source(path), **hub)
+    except OSError:
+        return model, GenerationConfig.from_model_config(config)

@@ -2,8 +2,9 @@
 
 Outside flash-attn, transformers runs the vision tower's attention one window at a time: for a 32-frame 560x1008
 video that is about 720 windows of 64 patches in 28 of the 32 blocks, i.e. some 20,000 tiny attention calls (and a
-GPU-to-CPU sync per block for the window lengths). ``performance.md`` measured the tower at 1.0 s of a 1.35 s prefill
-on an H100 because of it. This module replaces the attention of each vision block with one call over all windows:
+GPU-to-CPU sync per block for the window lengths). Measured on an H100, the tower took 1.0 s of a 1.35 s prefill
+because of it (the part profile in ``docs/PERFORMANCE.md`` has the later numbers). This module replaces the attention
+of each vision block with one call over all windows:
 
 * ``"varlen"``: PyTorch's variable-length flash attention (``torch.nn.attention.varlen.varlen_attn`` through
   :func:`.attention.varlen`, CUDA only), the same packed-sequence kernel that flash-attn's
