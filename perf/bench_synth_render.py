@@ -2,7 +2,7 @@
 
 The same scenes (the generator's scenes ``0 .. --scenes - 1`` of ``--seed``) are rendered by:
 
-* the batched z-buffer of ``synth_render.rasterize`` (the renderer the generator uses);
+* the batched z-buffer of ``render.rasterize`` (the renderer the generator uses);
 * a naive baseline that rasterises one triangle at a time (numpy over the triangle's bounding box, a float32
   z-buffer updated per triangle), with the same inside and depth arithmetic, so its frames must be identical;
 * the background alone (ground plane, fog and sky, no triangles), to show what the triangles cost.
@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 
 from vdpm_harness.repro import cpu_model  # noqa: E402
 from vdpm_harness.video import write_video  # noqa: E402
-from vdpm_harness_plugins.generators.scenes import synth as ss  # noqa: E402
 from vdpm_harness_plugins.generators.scenes.synth import render as sr  # noqa: E402
+from vdpm_harness_plugins.generators.scenes.synth.generator import SynthScenes  # noqa: E402
+from vdpm_harness_plugins.generators.scenes.synth.rendering import SceneRendering, render_frames  # noqa: E402
 
 
 def rasterize_loop(xy: np.ndarray, inv_depth: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -78,7 +79,7 @@ def render_all(scenes, args, **kwargs) -> tuple[float, list[np.ndarray]]:
     """Seconds spent rendering every frame of ``scenes`` (as ``SceneRendering`` measures it) and the frames."""
     seconds, frames = 0.0, []
     for scene in scenes:
-        rendering = ss.SceneRendering(scene, args.width, args.height, args.fps, args.duration, **kwargs)
+        rendering = SceneRendering(scene, args.width, args.height, args.fps, args.duration, **kwargs)
         frames += list(rendering.frames())
         seconds += rendering.render_seconds
     return seconds, frames
@@ -103,10 +104,10 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     options = {"width": args.width, "height": args.height, "fps": args.fps, "duration": args.duration,
                "n_videos": args.scenes, "preset": args.preset}  # fmt: skip
-    generator = ss.SynthScenes(options)
+    generator = SynthScenes(options)
     scenes = [generator.scene(args.seed, i) for i in range(args.scenes)]
     n_frames = args.scenes * max(2, round(args.duration * args.fps))
-    n_triangles = [len(ss.SceneRendering(s, 16, 16, 1, 1).local) for s in scenes]
+    n_triangles = [len(SceneRendering(s, 16, 16, 1, 1).local) for s in scenes]
     print(f"Machine: {machine()}; pinned to one core")
     print(
         f"Scenes: {args.scenes} of seed {args.seed} ({', '.join(s.camera.kind for s in scenes)} camera; "
@@ -125,7 +126,7 @@ def main() -> None:
     def background_only() -> float:
         start = time.perf_counter()
         for scene in scenes:
-            rendering = ss.SceneRendering(scene, args.width, args.height, args.fps, args.duration)
+            rendering = SceneRendering(scene, args.width, args.height, args.fps, args.duration)
             for pose in rendering.poses:
                 rendering.renderer.background(pose)
         return time.perf_counter() - start
@@ -142,7 +143,7 @@ def main() -> None:
         def render_and_encode() -> float:
             start = time.perf_counter()
             for i, scene in enumerate(scenes):
-                rendering = ss.SceneRendering(scene, args.width, args.height, args.fps, args.duration)
+                rendering = SceneRendering(scene, args.width, args.height, args.fps, args.duration)
                 write_video(Path(folder) / f"{i}.mp4", rendering.frames(), args.fps, preset=args.preset)
             return time.perf_counter() - start
 
@@ -162,7 +163,7 @@ def check_determinism(scenes, args, encodes: int) -> None:
     print("| scene | `write_video` |\n|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for i, scene in enumerate(scenes):
-            frames, _ = ss.render_frames(scene, args.width, args.height, args.fps, args.duration)
+            frames, _ = render_frames(scene, args.width, args.height, args.fps, args.duration)
             digests = set()
             for _ in range(encodes):
                 path = Path(folder) / "v.mp4"

@@ -1,5 +1,6 @@
-"""The DSR template generator (``dsr-templates``): describers on the fixtures of dsr_suite.md §2.2, each template on
-hand-built tracks whose answer follows from the geometry by hand, distractor properties, determinism, yield
+"""The DSR template generator (``dsr-templates``): describers on reference outputs of the original functions (the
+template generator of TencentARC/DSR_Suite, ``data/qa_temp.py``; arXiv 2512.20557), each template on hand-built
+tracks whose answer follows from the geometry by hand, distractor properties, determinism, yield
 statistics, the output layouts and the command line.
 
 Scenes use a world in metres with z up and 32 frames at 10 fps, so the 32 sampled frames are the track's frames and
@@ -17,10 +18,10 @@ import numpy as np
 import pytest
 
 from vdpm_harness.geometry import look_at
+from vdpm_harness.plugins import get_host
 from vdpm_harness.scene import ObjectTrack, SceneTrack
 from vdpm_harness.video import probe, write_video
-from vdpm_harness_plugins.benchmarks.dsr import DSRBench
-from vdpm_harness_plugins.generators.questions.dsr_templates import DSRTemplates
+from vdpm_harness_plugins.generators.questions.dsr_templates import failures
 from vdpm_harness_plugins.generators.questions.dsr_templates import qa as dsr_qa
 from vdpm_harness_plugins.generators.questions.dsr_templates.describers import (
     DescriberError,
@@ -31,15 +32,12 @@ from vdpm_harness_plugins.generators.questions.dsr_templates.describers import (
     n_items,
     truncate_items,
 )
-from vdpm_harness_plugins.generators.questions.dsr_templates.qa import (
-    QUESTION_TYPES,
-    TEMPLATES,
-    Failure,
-    SampledScene,
-    TemplateOptions,
-    TemplateWriter,
-    generate_video,
-)
+from vdpm_harness_plugins.generators.questions.dsr_templates.failures import Failure
+from vdpm_harness_plugins.generators.questions.dsr_templates.generator import DSRTemplates
+from vdpm_harness_plugins.generators.questions.dsr_templates.options import TemplateOptions
+from vdpm_harness_plugins.generators.questions.dsr_templates.qa import generate_video
+from vdpm_harness_plugins.generators.questions.dsr_templates.sampling import SampledScene
+from vdpm_harness_plugins.generators.questions.dsr_templates.templates import QUESTION_TYPES, TEMPLATES, TemplateWriter
 
 from .conftest import run_cli
 
@@ -118,11 +116,11 @@ def ask(track, qtype, **script):
     return qa
 
 
-# --- describers: dsr_suite.md §2.2 --------------------------------------------------------------------------------
+# --- describers: reference outputs of the original functions ------------------------------------------------------
 
 
 def test_describe_dist_runs_reference_outputs():
-    """The two reference outputs of the original function listed in §2.2.1."""
+    """Two reference outputs of the original ``describe_dist_runs``."""
     assert describe_dist_runs([1, 1.05, 1.1, 1.5, 2, 2.1, 2, 1, 0.5]) == (
         "(1) Keep nearly constant and then become larger. (2) Become larger. "
         "(3) Keep nearly constant and then become smaller. (4) Become smaller."
@@ -143,7 +141,8 @@ def test_describe_dist_runs_zero_values_are_repaired_not_dropped():
 
 
 def test_describe_spd_comp_reference_and_single_runs():
-    """§2.2.2: the fixture, and the three single-run texts ("The latter is always faster." has no "(1)")."""
+    """A reference output of the original ``describe_spd_comp``, and the three single-run texts ("The latter is
+    always faster." has no "(1)")."""
     assert describe_spd_comp([1, 1, 0.05, 0.05], [0.5, 1, 0.05, 0.5]) == (
         "(1) The former is faster. (2) Nearly the same. (3) The latter is faster."
     )
@@ -154,7 +153,8 @@ def test_describe_spd_comp_reference_and_single_runs():
 
 
 def test_describe_dir_reference_and_worked_examples():
-    """§2.2.3 fixture, the option string of the worked examples of §2.4 and the 26 possible codes."""
+    """A reference output of the original ``describe_dir``, the option strings of the worked examples below and the
+    26 possible codes."""
     assert (
         describe_dir([[1, 0.5, 0], [1, 0.6, 0.1], [-1, 0.2, 0], [0, 0, -1]]) == "(1) Front|Left. (2) Behind. (3) Below."
     )
@@ -168,7 +168,8 @@ def test_describe_dir_reference_and_worked_examples():
 
 
 def test_distractor_length_rule():
-    """§2.3.7: with W items available and an answer of L items, the kept length is uniform over
+    """The original's distractor length: with W items available and an answer of L items, the kept length is
+    uniform over
     [1 if W <= L-3 else max(1, L-3), min(L+3, W)]."""
     rng = np.random.default_rng(0)
     ten = " ".join(f"({k}) Become larger." for k in range(1, 11))
@@ -178,7 +179,7 @@ def test_distractor_length_rule():
 
 
 def test_question_strings_and_descriptors():
-    """The worked example of §2.4, built from the abs_dir template and a box given in floats (truncated to ints)."""
+    """A worked example of the abs_dir template, built and a box given in floats (truncated to ints)."""
     person = obj("person", np.zeros((T, 3)), agent=True, yaw=-90, box=(412.7, 130.2, 598.9, 702.5))
     dog = obj("dog", np.ones((T, 3)), box=(80, 400, 260, 610))
     s = SampledScene(scene(person, dog))
@@ -199,7 +200,8 @@ def test_boxes_are_clamped_not_wrapped():
 
 
 def test_orient_anything_angles_are_derived_from_the_rotation():
-    """§1.7.4: azimuth 0 faces the camera, 270 faces image right; the agent frame rebuilt from the angles maps the
+    """Orient Anything's angles as the original reads them: azimuth 0 faces the camera, 270 faces image right; the
+    agent frame rebuilt from the angles maps the
     agent's forward axis back to its world direction."""
     person = obj("person", [[0, 2, 0.9]] * T, agent=True, yaw=lambda k: -90 if k < 16 else 0)
     s = SampledScene(scene(person))
@@ -248,14 +250,14 @@ def test_rel_dir_pred_in_an_agents_frame_and_the_same_entity():
     )
     with pytest.raises(Failure) as failure:
         PinnedWriter(track, camera_observer=True, target_camera=True, picks=[["car"]]).write("rel_dir_pred")
-    assert failure.value.reason == dsr_qa.SAME_ENTITY
+    assert failure.value.reason == failures.SAME_ENTITY
     with pytest.raises(Failure) as failure:
         PinnedWriter(track, camera_observer=True, target_camera=True, picks=[["car"]]).write("abs_dir_pred")
-    assert failure.value.reason == dsr_qa.DEGENERATE
+    assert failure.value.reason == failures.DEGENERATE
 
 
 def test_spec_prediction_example():
-    """§2.4's worked example: a car coming towards the camera and moving to its left, box [10,220,300,400] on frame
+    """A worked example: a car coming towards the camera and moving to its left, box [10,220,300,400] on frame
     29 -> "(1) Behind|Left."."""
     car = obj("car", lambda k: [2 - 0.2 * k, 12 - 0.2 * k, 0.5], box=(10, 220, 300, 400))
     person = obj("person", [[-3, 3, 0.9]] * T, agent=True, yaw=-90)
@@ -280,7 +282,7 @@ def pan_scene():
 
 def test_rel_dir_follows_a_turning_camera():
     """Box minus camera in the camera's self frame at frame k is (cos 3k, -sin 3k): Front while sin < 0.3 (k <= 5),
-    Front|Right while cos > 0.3 too (k <= 24), then Right (dead zone 0.3, §2.2.3)."""
+    Front|Right while cos > 0.3 too (k <= 24), then Right (dead zone 0.3)."""
     qa = ask(pan_scene(), "rel_dir", window=(0, 29), camera_observer=True, coin=(False, True),
              picks=[["box", "person"]])  # fmt: skip
     assert qa.answer == "(1) Front. (2) Front|Right. (3) Right."
@@ -308,7 +310,8 @@ def approach_scene():
 
 def test_distance_with_a_moving_camera():
     """Frames 0-10: d = 10, 9.7, ..., 7.0. d/d0 first drops below 0.8 at frame 7 (7.9): "keep constant then smaller";
-    the next run starts at 7.9 and stays within 20% to the end. abs and rel give the same numbers (§2.1)."""
+    the next run starts at 7.9 and stays within 20% to the end. abs and rel give the same numbers (distances do not
+    depend on the frame)."""
     expected = "(1) Keep nearly constant and then become smaller. (2) Keep nearly constant."
     track = approach_scene()
     qa = ask(track, "abs_dis", window=(0, 10), k_obs=20, coin=(True, False), picks=[["person", "box"]])
@@ -339,7 +342,7 @@ def slowing_scene():
 
 def test_speed_of_a_decelerating_object():
     """Speeds 1, .7, .49, .343, .24 over frames 0-5: consecutive ratios 0.7 < 0.8 -> "Become smaller". Over frames
-    0-10 the speed falls below 0.1 at sample 7 (0.082): the run ends there and the rest is near zero (§2.2.1)."""
+    0-10 the speed falls below 0.1 at sample 7 (0.082): the run ends there and the rest is near zero."""
     track = slowing_scene()
     qa = ask(track, "abs_spd", window=(0, 5), target_camera=False, picks=[["dog"]])
     assert qa.answer == "(1) Become smaller."
@@ -367,10 +370,10 @@ def test_speed_comparisons():
 
 def test_rel_speed_needs_an_agent_as_detection_zero():
     """rel_spd draws its observer from all objects and drops the question when detection 0 is not an agent, even
-    when the camera observes (§2.4)."""
+    when the camera observes (as the original)."""
     with pytest.raises(Failure) as failure:
         PinnedWriter(slowing_scene(), window=(0, 5), coin=(True, False), picks=[["box", "dog"]]).write("rel_spd")
-    assert failure.value.reason == dsr_qa.NOT_AGENT
+    assert failure.value.reason == failures.NOT_AGENT
 
 
 def turn_scene():
@@ -428,7 +431,8 @@ def test_rel_speed_includes_the_observers_rotation():
 
 
 def test_a_lost_object_truncates_the_window():
-    """The box disappears from frame 8: a window 0-20 ends at 7 (0.7s, §2.3.3); a window from frame 6 keeps only 2
+    """The box disappears from frame 8: a window 0-20 ends at 7 (0.7s: the original truncates at a tracking
+    failure); a window from frame 6 keeps only 2
     frames and fails."""
     box = obj("box", [[0, 3, 0.5]] * T, visible=lambda k: k < 8)
     person = obj("person", [[2, 0, 0.9]] * T, agent=True, yaw=-90)
@@ -439,11 +443,12 @@ def test_a_lost_object_truncates_the_window():
                                        "frames": list(range(8)), "times": [k / 10 for k in range(8)]}  # fmt: skip
     with pytest.raises(Failure) as failure:
         PinnedWriter(track, window=(6, 20), coin=(True, False), picks=[["person", "box"]]).write("abs_dis")
-    assert failure.value.reason == dsr_qa.LOST
+    assert failure.value.reason == failures.LOST
 
 
 def test_original_record_layout():
-    """§2.3.8: Type, Question, the three wrong letters in A-D order, the correct letter, Correct."""
+    """The original's qa_pairs.json record: Type, Question, the three wrong letters in A-D order, the correct
+    letter, Correct."""
     qa = ask(car_scene(), "abs_dir_pred", camera_observer=True, target_camera=False, picks=[["car"]])
     record = qa.record()
     wrong = [letter for letter in "ABCD" if letter != qa.correct]
@@ -527,12 +532,12 @@ def test_type_weights_follow_the_inverse_frequency_rule():
 def test_video_level_skips():
     """Fewer than 32 frames: "repeat frame" in the original; no agent: the original skips the video."""
     short = random_track(1, n_frames=20)
-    assert generate_video(short, np.random.default_rng(0), 5, TemplateOptions()).skipped == dsr_qa.VIDEO_TOO_SHORT
+    assert generate_video(short, np.random.default_rng(0), 5, TemplateOptions()).skipped == failures.VIDEO_TOO_SHORT
     track = random_track(1)
     for o in track.objects:
         o.is_agent, o.orientations = False, None
     result = generate_video(track, np.random.default_rng(0), 5, TemplateOptions())
-    assert result.skipped == dsr_qa.NO_AGENT_CLASSES and not result.attempted
+    assert result.skipped == failures.NO_AGENT_CLASSES and not result.attempted
 
 
 def test_ambiguity_margin_rejects_answers_near_a_threshold():
@@ -545,7 +550,7 @@ def test_ambiguity_margin_rejects_answers_near_a_threshold():
     options = TemplateOptions(ambiguity_margin=0.1)
     with pytest.raises(Failure) as failure:
         PinnedWriter(approach_scene(), window=(0, 7), options=options, **script).write("abs_dis")
-    assert failure.value.reason == dsr_qa.AMBIGUOUS
+    assert failure.value.reason == failures.AMBIGUOUS
     qa = ask(approach_scene(), "abs_dis", window=(0, 5), options=options, **script)
     assert qa.answer == "(1) Keep nearly constant."
 
@@ -580,7 +585,7 @@ def test_yield_statistics_are_counted_and_reported(tmp_path, capsys):
     orphan.video = "missing.mp4"
     orphan.save(tracks / "scene_0004.npz")
     stats = DSRTemplates({"tracks": str(tracks), "qa_per_video": 25}).run(tmp_path / "out", seed=1)
-    assert stats["videos"] == 3 and stats["videos_skipped"] == {dsr_qa.VIDEO_TOO_SHORT: 1}
+    assert stats["videos"] == 3 and stats["videos_skipped"] == {failures.VIDEO_TOO_SHORT: 1}
     assert any("scene_0009.npz: not a readable SceneTrack file" in e for e in stats["errors"])
     assert any("missing.mp4: video missing" in e for e in stats["errors"])
     rows = stats["per_template"]
@@ -591,7 +596,7 @@ def test_yield_statistics_are_counted_and_reported(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "stats.json").read_text()) == {k: v for k, v in stats.items() if k != "out"}
     printed = capsys.readouterr().err
     assert "attempted" in printed and all(t in printed for t in QUESTION_TYPES)
-    assert f"videos skipped ({dsr_qa.VIDEO_TOO_SHORT}): 1" in printed
+    assert f"videos skipped ({failures.VIDEO_TOO_SHORT}): 1" in printed
     assert len(read_tsv(tmp_path / "out" / "DSRBench.tsv")) == stats["questions"]
     # the original's qa_pairs.json has a key for every processed video, none for a skipped one
     assert set(json.loads((tmp_path / "out" / "qa_pairs.json").read_text())) == {"scene_0001", "scene_0002"}
@@ -609,7 +614,8 @@ def test_outputs_are_identical_for_the_same_tracks_and_seed(tmp_path):
 
 def test_layouts_and_the_dsr_plugin_reads_the_tsv(tmp_path):
     """The command line writes the DSR-Bench TSV (read by the dsr plugin with layout=vlmevalkit), the training
-    conversations of §4.7, the original records and the provenance, all describing the same questions."""
+    conversations of the DSR Suite's qa_json_gen.py, the original records and the provenance, all describing the
+    same questions."""
     tracks = write_tracks(tmp_path / "tracks", [7, 8])
     out = tmp_path / "out"
     proc = run_cli("generate", "dsr-templates", "--tracks", str(tracks), "--qa-per-video", "20", "--out", str(out),
@@ -618,7 +624,7 @@ def test_layouts_and_the_dsr_plugin_reads_the_tsv(tmp_path):
     rows = read_tsv(out / "DSRBench.tsv")
     assert list(rows[0]) == ["index", "video", "question", "options", "answer", "task_type"]
     assert len(rows) == stats["questions"] > 0 and [r["index"] for r in rows] == [str(i) for i in range(len(rows))]
-    bench = DSRBench({"data_dir": str(out), "layout": "vlmevalkit"})
+    bench = get_host().create("benchmarks", "dsr", {"data_dir": str(out), "layout": "vlmevalkit"})
     samples = list(bench.samples())
     assert len(samples) == len(rows)
     assert [p for p in bench.verify() if "differs from the published" not in p] == []  # every video is there

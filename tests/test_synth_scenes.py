@@ -19,10 +19,21 @@ from vdpm_harness.records import FramePolicy
 from vdpm_harness.scene import SceneTrack
 from vdpm_harness.store import file_digest
 from vdpm_harness.video import decode, write_video
-from vdpm_harness_plugins.generators.scenes import synth as ss
 from vdpm_harness_plugins.generators.scenes.synth import render as sr
+from vdpm_harness_plugins.generators.scenes.synth.generator import SynthScenes
+from vdpm_harness_plugins.generators.scenes.synth.rendering import render_frames
+from vdpm_harness_plugins.generators.scenes.synth.sampling import sample_camera, sample_motion
+from vdpm_harness_plugins.generators.scenes.synth.scene import (
+    CAMERA_MOTIONS,
+    CATEGORIES,
+    OBJECT_MOTIONS,
+    CameraPath,
+    Motion,
+    Scene,
+    SceneObject,
+)
 
-STATIC = ss.CameraPath("static", eye=(0.0, -8.0, 1.6), target=(0.0, 0.0, 0.5))  # looks along +y; image right = +x
+STATIC = CameraPath("static", eye=(0.0, -8.0, 1.6), target=(0.0, 0.0, 0.5))  # looks along +y; image right = +x
 
 
 def red_mask(rgb):
@@ -51,8 +62,8 @@ def projected(track, obj, i, point=None):
 def test_object_moving_right_matches_the_decoded_video(tmp_path):
     """A red box sliding along +x (the static camera's right) at 1 m/s: in the decoded H.264 video its colour blob
     moves right, and the stored centroid projects inside the stored box and within 1.5 px of the blob's centre."""
-    box = ss.SceneObject("box", ss.Motion("straight", start=(-2.5, 0.0), heading=0.0, speed=1.0), "red", 0.6)
-    frames, track = ss.render_frames(ss.Scene(STATIC, (box,)), 320, 240, fps=10, duration=5)
+    box = SceneObject("box", Motion("straight", start=(-2.5, 0.0), heading=0.0, speed=1.0), "red", 0.6)
+    frames, track = render_frames(Scene(STATIC, (box,)), 320, 240, fps=10, duration=5)
     write_video(tmp_path / "v.mp4", frames, 10)
     decoded = decode(tmp_path / "v.mp4", FramePolicy(nframes=len(frames))).frames
     obj = track.objects[0]
@@ -70,8 +81,8 @@ def test_object_moving_right_matches_the_decoded_video(tmp_path):
 def test_front_marker_shows_the_stored_orientation():
     """A person turning in place through a full circle: its yellow front shows when the stored forward axis points
     towards the camera, is hidden when it points away, and lies on the image side the forward axis points to."""
-    person = ss.SceneObject("person", ss.Motion("turning", start=(0.0, 0.0), heading=-90.0, turn_rate=60.0), "blue")
-    frames, track = ss.render_frames(ss.Scene(STATIC, (person,)), 320, 240, fps=10, duration=6)
+    person = SceneObject("person", Motion("turning", start=(0.0, 0.0), heading=-90.0, turn_rate=60.0), "blue")
+    frames, track = render_frames(Scene(STATIC, (person,)), 320, 240, fps=10, duration=6)
     obj = track.objects[0]
     eye, right = track.camera_to_world[0, :3, 3], track.camera_to_world[0, :3, 0]
     checked = {"front": 0, "back": 0, "side": 0}
@@ -96,10 +107,10 @@ def test_front_marker_shows_the_stored_orientation():
 def test_visibility_is_occlusion_aware():
     """A ball right behind a car (seen from the static camera) is in view but hidden: not visible, NaN box; a box
     behind the camera is out of view; the car is visible with a finite box."""
-    car = ss.SceneObject("car", ss.Motion("static", start=(0.0, 0.0)), "red")
-    ball = ss.SceneObject("ball", ss.Motion("static", start=(0.0, 3.0)), "blue", 0.3)
-    behind = ss.SceneObject("box", ss.Motion("static", start=(0.0, -12.0)), "green", 0.5)
-    _, track = ss.render_frames(ss.Scene(STATIC, (car, ball, behind)), 160, 120, fps=5, duration=1)
+    car = SceneObject("car", Motion("static", start=(0.0, 0.0)), "red")
+    ball = SceneObject("ball", Motion("static", start=(0.0, 3.0)), "blue", 0.3)
+    behind = SceneObject("box", Motion("static", start=(0.0, -12.0)), "green", 0.5)
+    _, track = render_frames(Scene(STATIC, (car, ball, behind)), 160, 120, fps=5, duration=1)
     car_t, ball_t, behind_t = track.objects
     assert car_t.visible.all() and np.isfinite(car_t.boxes).all()
     u, v = projected(track, ball_t, 0)
@@ -156,12 +167,12 @@ def test_rasterize_matches_a_per_pixel_reference():
             assert owner[py, px] == best, (px, py)
 
 
-@pytest.mark.parametrize("kind", ss.CAMERA_MOTIONS)
+@pytest.mark.parametrize("kind", CAMERA_MOTIONS)
 def test_camera_motions(kind):
     """static: identical poses; pan: fixed eye, rotation about world z by rate * t; dolly: fixed rotation,
     translation rate * t along the optical axis; orbit: constant distance to the target, looking at it; handheld:
     bounded jitter around the static pose. Checked on sampled paths (``sample_camera``)."""
-    path = ss.sample_camera(np.random.default_rng(3), kind)
+    path = sample_camera(np.random.default_rng(3), kind)
     t = np.linspace(0, 6, 31)
     poses = path.poses(t)
     r, eye = poses[:, :3, :3], poses[:, :3, 3]
@@ -196,12 +207,12 @@ def test_camera_motions(kind):
         assert tilt.max() <= np.sqrt(3) * path.shake_deg + 1e-9 and tilt.max() > 0.1 * path.shake_deg
 
 
-@pytest.mark.parametrize("kind", ss.OBJECT_MOTIONS)
+@pytest.mark.parametrize("kind", OBJECT_MOTIONS)
 def test_object_motions(kind):
     """Speeds from finite differences of the closed-form positions have the named profile, and agents face their
     direction of travel (or only turn, in place)."""
-    category = ss.CATEGORIES["person"]
-    motion = ss.sample_motion(np.random.default_rng(11), kind, category, duration=6.0)
+    category = CATEGORIES["person"]
+    motion = sample_motion(np.random.default_rng(11), kind, category, duration=6.0)
     t = np.linspace(0, 6, 601)
     xy, yaw = motion.state(t)
     step = np.diff(xy, axis=0)
@@ -232,15 +243,15 @@ def test_object_motions(kind):
 def test_sampled_scenes_are_varied_and_respect_the_options():
     """Over 40 sampled layouts every camera motion, object motion and category occurs; each scene has 2-6 objects,
     an agent first, distinct colours; options restrict what is drawn."""
-    gen = ss.SynthScenes({})
+    gen = SynthScenes({})
     scenes = [gen.scene(seed=7, index=i) for i in range(40)]
-    assert {s.camera.kind for s in scenes} == set(ss.CAMERA_MOTIONS)
-    assert {o.motion.kind for s in scenes for o in s.objects} == set(ss.OBJECT_MOTIONS)
-    assert {o.category for s in scenes for o in s.objects} == set(ss.CATEGORIES)
+    assert {s.camera.kind for s in scenes} == set(CAMERA_MOTIONS)
+    assert {o.motion.kind for s in scenes for o in s.objects} == set(OBJECT_MOTIONS)
+    assert {o.category for s in scenes for o in s.objects} == set(CATEGORIES)
     for s in scenes:
-        assert 2 <= len(s.objects) <= 6 and ss.CATEGORIES[s.objects[0].category].is_agent
+        assert 2 <= len(s.objects) <= 6 and CATEGORIES[s.objects[0].category].is_agent
         assert len({o.color for o in s.objects}) == len(s.objects)
-    narrow = ss.SynthScenes({"camera_motions": "orbit", "categories": "ball,cone", "min_objects": 3,
+    narrow = SynthScenes({"camera_motions": "orbit", "categories": "ball,cone", "min_objects": 3,
                              "max_objects": 3})  # fmt: skip
     for i in range(5):
         s = narrow.scene(seed=7, index=i)
@@ -255,7 +266,7 @@ def _arrays(path):
 
 def _run(out, seed, n=2):
     options = {"n_videos": n, "width": 96, "height": 64, "fps": 8.0, "duration": 1.5}
-    return ss.SynthScenes(options).run(out, seed=seed)
+    return SynthScenes(options).run(out, seed=seed)
 
 
 def test_runs_are_deterministic(tmp_path):
@@ -314,15 +325,15 @@ def test_tracks_load_and_follow_the_conventions(tmp_path):
 
 def test_invalid_options_name_the_problem():
     with pytest.raises(ValidationError, match="even"):
-        ss.SynthScenes({"width": 161})
+        SynthScenes({"width": 161})
     with pytest.raises(ValidationError, match="min_objects"):
-        ss.SynthScenes({"min_objects": 5, "max_objects": 3})
+        SynthScenes({"min_objects": 5, "max_objects": 3})
     with pytest.raises(ValidationError, match="unknown category.*'plane'"):
-        ss.SynthScenes({"categories": "person,plane"})
+        SynthScenes({"categories": "person,plane"})
     with pytest.raises(ValidationError, match="unknown camera motion.*'zoom'"):
-        ss.SynthScenes({"camera_motions": "zoom"})
+        SynthScenes({"camera_motions": "zoom"})
     with pytest.raises(ValidationError, match="unknown x264 preset 'quick'"):
-        ss.SynthScenes({"preset": "quick"})
+        SynthScenes({"preset": "quick"})
 
 
 def test_cli_end_to_end(tmp_path):

@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["write_atomic", "file_digest", "building", "checksum_problems", "cache_root"], "store"),
     # processes and the OpenAI-compatible client shared by LLM-backed plugins
     **dict.fromkeys(["local_rank"], "distributed"),
+    **dict.fromkeys(["ItemFiles", "ItemResults", "GenerationError"], "generation"),
     **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
 }
 #: public modules: ``from vdpm_harness import geometry``
@@ -99,6 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import geometry, video  # noqa: F401
     from .distributed import local_rank  # noqa: F401
     from .extract import extract_choice, option_text, visible_text  # noqa: F401
+    from .generation import GenerationError, ItemFiles, ItemResults  # noqa: F401
     from .interfaces import (  # noqa: F401
         Benchmark,
         Generator,

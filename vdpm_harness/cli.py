@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -262,10 +263,27 @@ class GeneratorGroup(click.Group):
         cls = entry.load_class()
 
         def callback(out, seed, **values):
+            from .distributed import Distributed
+            from .generation import GenerationError
+            from .interfaces import ItemGenerator
+
             options = {key: value for key, value in values.items() if value is not None}
             generator = entry.create(options)
-            stats = generator.run(Path(out), seed=seed)
-            click.echo(json.dumps(stats, indent=2, default=str))
+            dist = Distributed()
+            try:
+                if isinstance(generator, ItemGenerator):  # resumable; shares its items under torchrun
+                    dist = Distributed.from_env()
+                    stats = generator.run(Path(out), seed=seed, dist=dist)
+                elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                    fail(f"generator '{name}' cannot share its work between processes: run it without torchrun")
+                else:
+                    stats = generator.run(Path(out), seed=seed)
+            except (GenerationError, ValueError) as exc:
+                if not dist.is_main:
+                    sys.exit(1)  # rank 0 reports
+                fail(str(exc), code=1)
+            if dist.is_main:
+                click.echo(json.dumps(stats, indent=2, default=str))
 
         params = [
             click.Option(["--out"], required=True, type=click.Path(file_okay=False), help="Output folder."),
@@ -283,7 +301,8 @@ class GeneratorGroup(click.Group):
 
 @cli.group(cls=GeneratorGroup)
 def generate():
-    """Generate data (videos, tracks, QA records) with a generator plugin."""
+    """Generate data (videos, tracks, QA records) with a generator plugin. Rerunning the same command resumes; under
+    torchrun the processes share the work."""
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------

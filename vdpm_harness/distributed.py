@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 
 def local_rank() -> int:
@@ -73,6 +74,16 @@ class Distributed:
         gathered: list = [None] * self.world_size
         dist.all_gather_object(gathered, dict(counts))
         return sum((Counter(c) for c in gathered), Counter())
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order, on every rank (``[value]`` in a single process)."""
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
 
     def shard(self) -> str | None:
         """The store shard this process appends to (None: the plain ``predictions.jsonl`` of a single process)."""

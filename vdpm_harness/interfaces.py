@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .records import Extraction, Prediction, Request, Response, Sample, Score, Strict, stable_hash
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .distributed import Distributed
+    from .generation import ItemFiles, ItemResults
     from .leaderboard import Leaderboard
     from .video import DecodedVideo
 
@@ -302,12 +304,61 @@ class Reporter(Plugin):
 
 
 class Generator(Plugin):
-    """Turns videos or scenes into data (QA records, videos). ``vdpm-harness generate ID`` runs it."""
+    """Turns videos or scenes into data (QA records, videos). ``vdpm-harness generate ID`` runs it.
+
+    ``run`` is the one call a caller makes. A generator whose work splits into independent items subclasses
+    :class:`ItemGenerator` instead and is then resumable and shares its items across processes under ``torchrun``.
+    Files in ``out`` that the generator does not write are never deleted or overwritten."""
+
+    #: Bump whenever the data generated for the same options and seed changes; callers record it with the data.
+    version: ClassVar[str] = "1"
 
     @abstractmethod
     def run(self, out: Path, seed: int = 0) -> dict[str, Any]:
         """Generate into ``out``; return summary statistics (counts, yields) that the CLI prints."""
         raise NotImplementedError
+
+
+class ItemGenerator(Generator):
+    """A generator made of independent work items, driven by :func:`vdpm_harness.generation.generate`.
+
+    ``items`` names the work (stable ids, in output order); ``produce`` makes one item: it writes the item's files
+    through :class:`~vdpm_harness.generation.ItemFiles` (temporary names, renamed when complete) and returns a JSON
+    record of everything the final files need; ``combine`` writes the final files from the records of the finished
+    items, in item order, and returns the statistics. Each item draws its randomness from ``(seed, item)`` alone, so
+    the output does not depend on which process produced which item or on an interruption: a rerun skips the items
+    whose record exists and writes exactly the bytes of an uninterrupted run.
+    """
+
+    @abstractmethod
+    def items(self, seed: int) -> list[str]:
+        """The ids of the work items (unique, usable in messages), in the order of the output."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def produce(self, item: str, seed: int, files: ItemFiles) -> dict[str, Any]:
+        """Make one item: write its files with ``files`` and return its record (JSON-serialisable). Raising fails
+        this item only: it is reported by id and retried by the next run."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def combine(self, out: Path, seed: int, results: ItemResults) -> dict[str, Any]:
+        """Write the final files into ``out`` (atomically) from ``results.records`` (the finished items' records,
+        read back from disk, in item order; ``results.failures`` names the failed items) and return the statistics
+        that ``run`` returns."""
+        raise NotImplementedError
+
+    def empty(self, stats: dict[str, Any]) -> str | None:
+        """Why the combined output holds nothing (the run then fails with this message), or None."""
+        return None
+
+    def run(self, out: Path, seed: int = 0, *, dist: Distributed | None = None) -> dict[str, Any]:
+        """Produce the missing items and combine them (see :mod:`vdpm_harness.generation`). ``dist``, from
+        :meth:`Distributed.from_env <vdpm_harness.distributed.Distributed.from_env>`, shares the items between the
+        processes of a ``torchrun`` launch; without it the run is one process, whatever the environment."""
+        from .generation import generate
+
+        return generate(self, Path(out), seed, dist=dist)
 
 
 class MCQBenchmark(Benchmark):

@@ -1,4 +1,5 @@
-"""The answer describers of the DSR templates (``dsr_suite.md`` §2.2) and the random distractor texts (§2.3.7).
+"""The answer describers of the DSR templates and the random distractor texts (TencentARC/DSR_Suite, ``data/qa_temp.py``
+and ``data/template.py``; the paper, arXiv 2512.20557).
 
 Every answer is a run of numbered items ``"(k) <text>."`` joined by single spaces:
 
@@ -44,7 +45,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def describe_dist_runs(values: Sequence[float], epsilon: float = RATIO_EPSILON, small: float = SMALL) -> str:
-    """Runs of a distance or speed series (``describe_dist_runs`` of the original, §2.2.1).
+    """Runs of a distance or speed series (``describe_dist_runs`` of the original).
 
     A "constant" run is measured against its first sample (ratio within ``1 +- epsilon``, or both below ``small``)
     and the next run starts at the sample that breaks it; increasing and decreasing runs use consecutive ratios and
@@ -106,7 +107,7 @@ def describe_spd_comp(
     small: float = SMALL,
     number_every_item: bool = False,
 ) -> str:
-    """Runs of equal speed-comparison signs (``describe_spd_comp`` of the original, §2.2.2).
+    """Runs of equal speed-comparison signs (``describe_spd_comp`` of the original).
 
     One run over everything says "always"; the original writes ``The latter is always faster.`` without its
     ``(1)`` prefix, which ``number_every_item=True`` adds.
@@ -147,7 +148,7 @@ def direction_text(code: str) -> str:
 
 
 def describe_dir(vectors: Sequence[Sequence[float]], epsilon: float = DIRECTION_EPSILON) -> str:
-    """Runs of equal direction codes of x-forward, y-left, z-up vectors (``describe_dir``, §2.2.3)."""
+    """Runs of equal direction codes of x-forward, y-left, z-up vectors (``describe_dir`` of the original)."""
     codes = [direction_code(v, epsilon) for v in vectors]
     items: list[str] = []
     i = 0
@@ -166,7 +167,7 @@ def n_items(answer: str) -> int:
 
 
 def truncate_items(description: str, answer_items: int, rng: np.random.Generator) -> str:
-    """A distractor's text: the first ``len_tmp`` items of a random description (§2.3.7, step 2 and 3).
+    """A distractor's text: the first ``len_tmp`` items of a random description (the original's distractor rule).
 
     With ``W`` items in the description and ``L`` in the answer, ``len_tmp`` is uniform over
     ``[1 if W <= L-3 else max(1, L-3), min(L+3, W)]``.
