@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["SceneTrack", "ObjectTrack", "SceneTrackError"], "scene"),
     **dict.fromkeys(["DecodedVideo", "VideoInfo", "VideoError", "decode", "probe", "write_video"], "video"),
     # answers, statistics, reports
-    **dict.fromkeys(["extract_choice", "option_text", "visible_text"], "extract"),
+    **dict.fromkeys(["extract_choice", "ChoiceRules", "option_text", "visible_text"], "extract"),
     **dict.fromkeys(["clustered_mean", "summarize_accuracy", "UNCATEGORIZED"], "stats"),
     **dict.fromkeys(["Leaderboard", "Column", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
     # files: atomic writes, checksummed data folders, the cache
@@ -99,7 +99,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import geometry, video  # noqa: F401
     from .distributed import local_rank  # noqa: F401
-    from .extract import extract_choice, option_text, visible_text  # noqa: F401
+    from .extract import ChoiceRules, extract_choice, option_text, visible_text  # noqa: F401
     from .generation import GenerationError, ItemFiles, ItemResults  # noqa: F401
     from .interfaces import (  # noqa: F401
         Benchmark,
