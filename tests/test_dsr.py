@@ -71,7 +71,7 @@ def wheel(request, tmp_path_factory) -> Path:
              "-d", str(folder)], capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         if proc.returncode != 0 or not path.is_file():
-            pytest.skip(f"could not download {MS_VLMEVAL} from PyPI (needed once, then cached in {folder}):\n"
+            pytest.fail(f"could not download {MS_VLMEVAL} from PyPI (needed once, then cached in {folder}):\n"
                         f"{proc.stdout}\n{proc.stderr}")  # fmt: skip
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert digest == WHEEL_SHA256, f"{path}: sha256 {digest}, expected the pinned {WHEEL_SHA256}"
