@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from vdpm_harness import FramePolicy, SceneTrack
-from vdpm_harness_plugins.benchmarks.dsr import CATEGORIES, PRE_PROMPT, DSRBench
+from vdpm_harness_plugins.benchmarks.dsr.benchmark import DSRBench
+from vdpm_harness_plugins.benchmarks.dsr.prompts import PRE_PROMPT
+from vdpm_harness_plugins.benchmarks.dsr.table import CATEGORIES
 from vdpm_harness_plugins.benchmarks.dsr_synth.benchmark import CHECKSUMS, DSRSynth
 
 from .conftest import run_cli
