@@ -16,7 +16,7 @@ Command line: ``vdpm-harness models make-tiny DIR [--seed S]`` and ``vdpm-harnes
 
 Loading: :func:`load_config` reads a folder or a hub id (offline by default, with an error that names the hub id and
 how to download it), :func:`load_processor` the processor, :func:`load_weights` the model from its weight files, and
-:func:`load_random_model` a config-only checkpoint with seeded random weights. :func:`revision` identifies the
+:func:`load_random_model` a config-only checkpoint with seeded random weights. :func:`revision_of` identifies the
 weights for the result store.
 """
 
