@@ -197,9 +197,11 @@ def generate(generator: ItemGenerator, out: str | Path, seed: int = 0, *, dist: 
     stats = generator.combine(out, seed, results)
     missing = len(items) - len(records)
     _clean(work, claims, remove=missing == 0)
-    console.print(f"{escape(name)}: {len(items)} items: {len(produced)} produced by this run, "
+    by_rank = f" (by rank: {', '.join(str(len(part)) for _, part in gathered)})" if dist.active else ""
+    console.print(f"{escape(name)}: {len(items)} items: {len(produced)} produced by this run{by_rank}, "
                   f"{len(records) - len(produced)} by an earlier one, {missing} failed"
-                  + (" (rerun the same command to retry them)" if missing else ""), highlight=False)  # fmt: skip
+                  + (" (rerun the same command to retry them)" if missing else ""), highlight=False,
+                  soft_wrap=True)  # fmt: skip
     empty = generator.empty(stats)
     if empty:
         raise GenerationError(f"{name}: {empty}")

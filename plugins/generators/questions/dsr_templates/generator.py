@@ -199,7 +199,7 @@ class DSRTemplates(ItemGenerator):
         shown = {False: video.name, True: video.name}
         if not result.skipped and result.qas:
             shown = self.place_videos(video, files, result)
-        provenance = [self.provenance(shown[qa.qtype.endswith("_pred")], video_id, path, track, qa)
+        provenance = [self.question_provenance(shown[qa.qtype.endswith("_pred")], video_id, path, track, qa)
                       for qa in result.qas]  # fmt: skip
         return video_record(video_id, result, shown, provenance)
 
@@ -219,7 +219,7 @@ class DSRTemplates(ItemGenerator):
         return names
 
     @staticmethod
-    def provenance(video: str, video_id: str, path: Path, track: SceneTrack, qa: QA) -> dict[str, Any]:
+    def question_provenance(video: str, video_id: str, path: Path, track: SceneTrack, qa: QA) -> dict[str, Any]:
         """One line of ``provenance.jsonl`` without its TSV index (given when the tables are combined)."""
         record = {"video": video, "video_id": video_id, "track": path.name, "scene_seed": track.meta.get("seed"),
                   "source": track.source}  # fmt: skip
