@@ -169,8 +169,7 @@ def test_describe_dir_reference_and_worked_examples():
 
 def test_distractor_length_rule():
     """The original's distractor length: with W items available and an answer of L items, the kept length is
-    uniform over
-    [1 if W <= L-3 else max(1, L-3), min(L+3, W)]."""
+    uniform over [1 if W <= L-3 else max(1, L-3), min(L+3, W)]."""
     rng = np.random.default_rng(0)
     ten = " ".join(f"({k}) Become larger." for k in range(1, 11))
     for answer_items, expected in [(1, range(1, 5)), (6, range(3, 10)), (14, range(1, 11))]:
@@ -201,8 +200,7 @@ def test_boxes_are_clamped_not_wrapped():
 
 def test_orient_anything_angles_are_derived_from_the_rotation():
     """Orient Anything's angles as the original reads them: azimuth 0 faces the camera, 270 faces image right; the
-    agent frame rebuilt from the angles maps the
-    agent's forward axis back to its world direction."""
+    agent frame rebuilt from the angles maps the agent's forward axis back to its world direction."""
     person = obj("person", [[0, 2, 0.9]] * T, agent=True, yaw=lambda k: -90 if k < 16 else 0)
     s = SampledScene(scene(person))
     np.testing.assert_allclose(s.angles[0][0], (0, 0, 0), atol=1e-9)
@@ -432,8 +430,7 @@ def test_rel_speed_includes_the_observers_rotation():
 
 def test_a_lost_object_truncates_the_window():
     """The box disappears from frame 8: a window 0-20 ends at 7 (0.7s: the original truncates at a tracking
-    failure); a window from frame 6 keeps only 2
-    frames and fails."""
+    failure); a window from frame 6 keeps only 2 frames and fails."""
     box = obj("box", [[0, 3, 0.5]] * T, visible=lambda k: k < 8)
     person = obj("person", [[2, 0, 0.9]] * T, agent=True, yaw=-90)
     track = scene(box, person)
@@ -666,3 +663,13 @@ def test_trim_future_cuts_the_prediction_clips(tmp_path):
         assert prov["video_end_s"] == pytest.approx(last / 8.0)
     assert probe(out / f"scene_0011_until_f{last}.mp4").num_frames == last + 1
     assert all(r["video"] == "scene_0011.mp4" for r in rows if not r["task_type"].endswith("_pred"))
+
+
+def test_a_track_showing_an_earlier_tracks_video_is_an_error(tmp_path):
+    """Two tracks naming the same video: the first (in file order) owns it, the second is reported, not written."""
+    tracks = write_tracks(tmp_path / "tracks", [1, 2])
+    (tracks / "scene_0003.npz").write_bytes((tracks / "scene_0001.npz").read_bytes())  # its video: scene_0001.mp4
+    stats = DSRTemplates({"tracks": str(tracks), "qa_per_video": 10}).run(tmp_path / "out", seed=0)
+    assert stats["videos"] == 2 and len(stats["errors"]) == 1
+    assert "scene_0003.npz: video id 'scene_0001' repeats an earlier track (scene_0001.npz)" in stats["errors"][0]
+    assert set(json.loads((tmp_path / "out" / "qa_pairs.json").read_text())) == {"scene_0001", "scene_0002"}

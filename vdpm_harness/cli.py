@@ -301,8 +301,8 @@ class GeneratorGroup(click.Group):
 
 @cli.group(cls=GeneratorGroup)
 def generate():
-    """Generate data (videos, tracks, QA records) with a generator plugin. Rerunning the same command resumes; under
-    torchrun the processes share the work."""
+    """Generate data (videos, tracks, QA records) with a generator plugin. For an item generator (synth-scenes,
+    dsr-templates), rerunning an interrupted command resumes it, and under torchrun the processes share the work."""
 
 
 # --- entry point ---------------------------------------------------------------------------------------------------

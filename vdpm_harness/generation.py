@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def generate(generator: ItemGenerator, out: str | Path, seed: int = 0, *, dist: 
     items = [str(item) for item in generator.items(seed)]
     if not items:
         raise GenerationError(f"{name}: nothing to generate (no work items)")
-    repeated = sorted({item for item in items if items.count(item) > 1}) if len(set(items)) < len(items) else []
+    repeated = sorted(item for item, n in Counter(items).items() if n > 1)
     if repeated:
         raise ValueError(f"{name}: work item ids must be unique; repeated: {', '.join(repeated[:5])}")
     work = work_folder(generator, out, seed)
@@ -152,8 +153,10 @@ def generate(generator: ItemGenerator, out: str | Path, seed: int = 0, *, dist: 
     failures: dict[str, str] = {}
     fresh: list[str] = []
 
-    def done() -> int:
-        return sum(1 for item in items if record_path(work, item).exists())
+    def done() -> int:  # finished items, of every process (write_atomic's temporary files end with .tmp)
+        return sum(1 for entry in os.scandir(work / "items") if entry.name.endswith(".json"))
+
+    shown = 0.0  # when the progress bar last counted the records (at most twice a second: a folder listing)
 
     with _progress(console) if dist.is_main else nullcontext() as progress:
         title = name + (" (all ranks)" if dist.active else "")
@@ -170,8 +173,9 @@ def generate(generator: ItemGenerator, out: str | Path, seed: int = 0, *, dist: 
                 failures[item] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{escape(name)}: item {escape(item)} failed:[/red] {escape(failures[item])}",
                               soft_wrap=True, highlight=False)  # fmt: skip
-            if task is not None:
+            if task is not None and time.monotonic() - shown > 0.5:
                 progress.update(task, completed=done())
+                shown = time.monotonic()
         if task is not None:
             progress.update(task, completed=done())
     shutil.rmtree(files.tmp, ignore_errors=True)

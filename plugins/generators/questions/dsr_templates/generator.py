@@ -168,18 +168,24 @@ class DSRTemplates(ItemGenerator):
     # --- the work items: one track file each ---
 
     def items(self, seed: int) -> list[str]:
-        """The track files' names, sorted. Reading them once here finds the tracks that show the video of an earlier
-        track (the first track of a video owns it; the later ones fail, as a repeated video id)."""
+        """The track files' names, sorted."""
         files = self.track_files()
-        self._owners: dict[str, str] = {}
+        self._owners = self.video_owners(files)
+        return [path.name for path in files]
+
+    @staticmethod
+    def video_owners(files: list[Path]) -> dict[str, str]:
+        """Video id -> the first track file (in order) that shows it, of the readable tracks whose video exists; a
+        later track that shows the same video fails (as a repeated video id)."""
+        owners: dict[str, str] = {}
         for path in files:
             try:
                 video = resolve_video(SceneTrack.load(path), path)
             except SceneTrackError:
                 continue
             if video.is_file():
-                self._owners.setdefault(video.stem, path.name)
-        return [path.name for path in files]
+                owners.setdefault(video.stem, path.name)
+        return owners
 
     def produce(self, item: str, seed: int, files: ItemFiles) -> dict[str, Any]:
         """Write the questions of one track: read it, draw its questions, place its video (and trimmed clip)."""
@@ -189,10 +195,7 @@ class DSRTemplates(ItemGenerator):
         video_id = video.stem
         if not video.is_file():
             raise FileNotFoundError(f"{video}: video missing (track {path}); its questions are skipped")
-        owners = getattr(self, "_owners", None)
-        if owners is None:
-            self.items(seed)
-            owners = self._owners
+        owners = self.__dict__.get("_owners") or self.video_owners(self.track_files())
         if owners.get(video_id, item) != item:
             raise ValueError(f"{path}: video id '{video_id}' repeats an earlier track ({owners[video_id]}); skipped")
         result = generate_video(track, video_seed(seed, video_id), self.options.qa_per_video, self.template_options())
