@@ -154,9 +154,14 @@ def build_config(
     model_args: tuple[str, ...] = (),
     bench_args: tuple[str, ...] = (),
     judge_args: tuple[str, ...] = (),
+    host: Any = None,
     **overrides: Any,
 ) -> RunConfig:
-    """Merge a config file with command-line values (the command line wins) and validate the result."""
+    """Merge a config file with command-line values (the command line wins) and validate the result.
+
+    A benchmark name that stands for a group (``4dbench``: ``4dbench-qa`` and ``4dbench-caption``) is replaced by its
+    members, as registered with ``host`` (default: the process-wide host); see :func:`expand_groups`.
+    """
     data: dict[str, Any] = load_config_file(file) if file else {}
     source = str(file) if file else "command-line options"
     for key, value in overrides.items():
@@ -170,9 +175,14 @@ def build_config(
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from exc
+    if host is None:
+        from .plugins import get_host
+
+        host = get_host()
+    groups = expand_groups(config, host.registry("benchmarks"))
     for specs, items, flag in ((config.models, model_args, "--model-arg"), (config.benches, bench_args, "--bench-arg")):
         for target, key, value in parse_assignments(items, flag):
-            chosen = [s for s in specs if target in (None, s.name)]
+            chosen = [s for s in specs if target in (None, s.name, groups.get(s.name))]
             if target and not chosen:
                 raise ConfigError(f"{flag} {target}:{key}=...: '{target}' is not selected")
             for spec in chosen:
@@ -183,6 +193,27 @@ def build_config(
     if not config.benches:
         raise ConfigError("no benchmark selected: pass --bench or list [[benches]] in the config file")
     return config
+
+
+def expand_groups(config: RunConfig, registry) -> dict[str, str]:
+    """Replace each selected benchmark name that names a group in ``registry`` (a :class:`~.plugins.Registry`) by its
+    members, in place and in order, each with the group's options and frame policy; a benchmark selected twice (by
+    its name and through a group) is run once, at its first place. Returns member name -> group name, so that
+    ``--bench-arg GROUP:key=value`` reaches every member."""
+    benches: list[BenchSpec] = []
+    member_of: dict[str, str] = {}
+    for spec in config.benches:
+        members = registry.expand(spec.name)
+        for name in members:
+            if any(b.name == name for b in benches):
+                continue
+            if members == [spec.name]:
+                benches.append(spec)
+                continue
+            benches.append(spec.model_copy(update={"name": name}, deep=True))
+            member_of[name] = spec.name
+    config.benches = benches
+    return member_of
 
 
 def judge_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:

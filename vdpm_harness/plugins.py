@@ -113,13 +113,20 @@ class Entry:
 
 
 class Registry:
-    """Entries of one kind, looked up by id or alias, with "did you mean" for unknown names."""
+    """Entries of one kind, looked up by id or alias, with "did you mean" for unknown names.
+
+    A registration may name groups it belongs to (``register(id, factory, group="4dbench")``, or a tuple of names):
+    a group name stands for all its members, in registration order, where a run selects benchmarks or models
+    (:meth:`expand`; the run configuration expands it), while :meth:`get` (one plugin) rejects it, naming the
+    members. A group name that is also an id or alias is a conflict, reported when it is selected.
+    """
 
     def __init__(self, kind: str, broken: dict[str, str]):
         self.kind = kind
         self.entries: dict[str, Entry] = {}
         self.names: dict[str, str] = {}
         self.conflicts: dict[str, str] = {}
+        self.groups: dict[str, list[str]] = {}
         self._broken = broken
 
     def add(self, entry: Entry) -> None:
@@ -133,9 +140,25 @@ class Registry:
                     f"'{self.entries[owner].plugin}' and plugin '{entry.plugin}'; uninstall one or restrict "
                     "loading with VDPM_LOAD_PLUGINS"
                 )
+        groups = entry.capabilities.get("group") or ()
+        for group in (groups,) if isinstance(groups, str) else groups:
+            members = self.groups.setdefault(group, [])
+            if entry.id not in members:
+                members.append(entry.id)
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
+
+    def expand(self, name: str) -> list[str]:
+        """The names a selection of ``name`` stands for: the members of a group, else ``[name]`` (an unknown name
+        is left for :meth:`get` to report)."""
+        if name not in self.groups:
+            return [name]
+        if name in self.names:
+            raise PluginError(f"{self.kind[:-1]} name '{name}' is both a {self.kind[:-1]} of plugin "
+                              f"'{self.entries[self.names[name]].plugin}' and a group of {self.kind} "
+                              f"({', '.join(self.groups[name])})")  # fmt: skip
+        return list(self.groups[name])
 
     def __iter__(self):
         return iter(self.entries.values())
@@ -145,8 +168,11 @@ class Registry:
             raise PluginError(self.conflicts[name])
         if name in self.names:
             return self.entries[self.names[name]]
+        if name in self.groups:
+            raise PluginError(f"'{name}' is a group of {self.kind} ({', '.join(self.groups[name])}): a run selects "
+                              "all of them by this name; here name one of them")  # fmt: skip
         message = f"unknown {self.kind[:-1]} '{name}'"
-        close = difflib.get_close_matches(name, list(self.names), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, [*self.names, *self.groups], n=3, cutoff=0.5)
         if close:
             message += f"; did you mean {', '.join(repr(c) for c in close)}?"
         else:

@@ -21,7 +21,8 @@ Modules:
 * :mod:`.metrics`: the offline caption metrics and the human baseline;
 * :mod:`.gpt_rubric`: the GPT-Appearance and GPT-Action rubrics.
 
-Both benchmarks are registered as ``"module:attr"`` strings, so listing plugins imports none of these modules.
+Both benchmarks are registered as ``"module:attr"`` strings, so listing plugins imports none of these modules, and
+both belong to the group ``4dbench``: ``--bench 4dbench`` runs QA and captioning (the two tasks of the paper).
 """
 
 from vdpm_harness import hookimpl
@@ -32,11 +33,12 @@ def register_benchmarks(register):
     register(
         "4dbench-qa",
         "vdpm_harness_plugins.benchmarks.fourd_bench.qa:FourDBenchQA",
-        aliases=("4dbench",),
+        group="4dbench",
         description="4D-Bench object QA: 751 questions on multi-view 4D objects (views 1/8/16 x 6 frames).",
     )
     register(
         "4dbench-caption",
         "vdpm_harness_plugins.benchmarks.fourd_bench.caption:FourDBenchCaption",
+        group="4dbench",
         description="4D-Bench object captioning: pycocoevalcap metrics vs 5 human captions; GPT rubrics via --judge.",
     )
