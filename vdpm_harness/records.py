@@ -241,7 +241,14 @@ class Score(Record):
 
 
 class MetricValue(Strict):
-    """An aggregate with its uncertainty: ``value`` in percent for accuracies, 95% CI from clustered errors."""
+    """An aggregate with its uncertainty: ``value`` in percent for accuracies, 95% CI from clustered errors.
+
+    ``interval`` names how ``ci_low``/``ci_high`` were computed (:func:`vdpm_harness.stats.clustered_mean`):
+    ``"wilson"`` for a proportion (Wilson score interval on the effective sample size n/deff), ``"wald"`` for any
+    other mean (value ± 1.96 clustered SE); ``None`` without an interval or in results written before the field.
+    ``kind`` is ``"proportion"`` for the percentage of samples that scored 1 (accuracy-type, 0-100, comparable across
+    benchmarks) and ``"mean"`` for any other mean (BLEU, CIDEr, a judge's 1-5 score); ``None`` in older results.
+    """
 
     value: float
     n: int
@@ -249,6 +256,8 @@ class MetricValue(Strict):
     ci_low: float | None = None
     ci_high: float | None = None
     n_clusters: int | None = None
+    interval: Literal["wilson", "wald"] | None = None
+    kind: Literal["proportion", "mean"] | None = None
 
 
 class RunRecord(Record):

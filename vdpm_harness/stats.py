@@ -1,22 +1,74 @@
-"""Aggregate statistics: means with standard errors clustered by video, and the accuracy summary of a benchmark.
+"""Aggregate statistics: means with 95% intervals that respect the clustering by video, and the accuracy summary of a
+benchmark.
 
 Benchmarks such as DSR, VLM4D and 4D-Bench ask several questions about the same clip, so answers about one video are
 not independent. Standard errors are therefore clustered by ``video_id`` (the CR1 sandwich estimator); with one
 question per video they reduce to the usual standard error of a mean.
+
+Intervals (:func:`clustered_mean`):
+
+* a **proportion** (every value 0 or 1, e.g. accuracy) gets the Wilson score interval (Wilson, E. B. 1927,
+  "Probable inference, the law of succession, and statistical inference", JASA 22(158):209-212) computed on the
+  effective sample size ``n / deff``, where ``deff`` is the design effect of the clustering (Kish, L. 1965, *Survey
+  Sampling*): the clustered (CR1) variance of the mean over the binomial variance ``p (1 - p) / n``. As in Korn, E. L.
+  & Graubard, B. I. (1998), "Confidence intervals for proportions with small expected number of positive counts
+  estimated from survey data", Survey Methodology 24(2):193-201, ``deff`` is taken as at least 1 (clustering never
+  narrows the interval below the independent-sample one) and as 1 when ``p`` is 0 or 1 (no variance is observed
+  there). Unlike the Wald interval, which collapses to ``0.0 ± 0.0`` at 0 of n, it stays inside [0, 1] and is
+  honest at the boundaries and for small n: at 0 of 15 its upper bound is 20.4% (the exact Clopper-Pearson bound is
+  21.8%).
+* any **other mean** (BLEU, CIDEr, a judge's 1-5 score) gets the Wald interval ``mean ± 1.96 SE`` with the CR1
+  standard error, clipped to the metric's bounds.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from statistics import NormalDist
 
 from .records import MetricValue, Score
 
-#: Normal quantile of the 95% confidence intervals.
-Z_95 = 1.96
+#: Normal quantile of the 95% intervals, 1.959963984540054 (the 0.975 quantile of the standard normal).
+Z_95 = NormalDist().inv_cdf(0.975)
 
 #: Category key of the samples that have no category.
 UNCATEGORIZED = "uncategorized"
+
+#: What the report headers say about the intervals (markdown and xlsx).
+INTERVAL_NOTE = (
+    "95% intervals: for accuracy-type metrics (proportions) the Wilson score interval on the effective sample size "
+    "n/deff, deff being the design effect of clustering by video (clustered CR1 variance over binomial variance, at "
+    "least 1); for other means (BLEU, CIDEr, judge scores) mean ± 1.96 clustered SE (Wald)"
+)
+
+
+def wilson_interval(p: float, n: float, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` observed on ``n`` (possibly effective, non-integer) samples::
+
+        (p + z²/2n ± z sqrt(p (1 - p)/n + z²/4n²)) / (1 + z²/n)
+
+    Raises ``ValueError`` unless ``0 <= p <= 1`` and ``n > 0``.
+    """
+    if not 0.0 <= p <= 1.0 or not n > 0:
+        raise ValueError(f"wilson_interval needs 0 <= p <= 1 and n > 0, got p={p}, n={n}")
+    z2 = z * z
+    denominator = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    # at p = 0 (or 1) the bound is exactly 0 (or 1), which the formula gives only up to rounding
+    low = 0.0 if p == 0.0 else max(0.0, center - half)
+    high = 1.0 if p == 1.0 else min(1.0, center + half)
+    return low, high
+
+
+def design_effect(p: float, n: int, variance: float) -> float:
+    """Kish's design effect of a proportion ``p`` from ``n`` samples whose clustered variance of the mean is
+    ``variance``: ``variance / (p (1 - p) / n)``, at least 1, and 1 when ``p`` is 0 or 1 (see the module docstring)."""
+    binomial = p * (1 - p) / n
+    if binomial <= 0:
+        return 1.0
+    return max(1.0, variance / binomial)
 
 
 def clustered_mean(
@@ -25,15 +77,22 @@ def clustered_mean(
     scale: float = 100.0,
     bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> MetricValue:
-    """Mean of ``values`` times ``scale``, with its standard error clustered by ``clusters`` and a 95% CI.
+    """Mean of ``values`` times ``scale``, with its standard error clustered by ``clusters`` and a 95% interval.
 
     The standard error is the CR1 sandwich estimator for a mean::
 
         SE^2 = G / (G - 1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2
 
     with ``n`` samples in ``G`` clusters. When every cluster holds one sample this is the textbook
-    ``sqrt(sum (x_i - mean)^2 / (n (n - 1)))``. The CI is ``value ± 1.96 SE``, clipped to ``bounds`` (given in the
-    units of ``values``, before scaling: ``(0, 1)`` for accuracies; ``None`` for no clipping).
+    ``sqrt(sum (x_i - mean)^2 / (n (n - 1)))``.
+
+    The interval (``interval`` in the result) depends on what the values are:
+
+    * a proportion (``bounds`` is ``(0, 1)`` and every value is 0 or 1): the Wilson score interval on the effective
+      sample size ``n / deff`` (:func:`wilson_interval`, :func:`design_effect`); the result's ``kind`` is
+      ``"proportion"`` when ``scale`` is 100 (a percentage of samples: accuracy-type);
+    * otherwise: ``mean ± Z_95 * SE``, clipped to ``bounds`` (given in the units of ``values``, before scaling;
+      ``None`` for no clipping, which also marks the values as not a proportion).
 
     ``value``, ``se``, ``ci_low`` and ``ci_high`` are all scaled. With a single cluster the standard error is not
     defined: ``se``, ``ci_low`` and ``ci_high`` are ``None``.
@@ -54,17 +113,23 @@ def clustered_mean(
     for value, cluster in zip(values, clusters):
         residual_sums[cluster] = residual_sums.get(cluster, 0.0) + (value - mean)
     n_clusters = len(residual_sums)
+    proportion = bounds == (0.0, 1.0) and all(v in (0.0, 1.0) for v in values)
+    kind = "proportion" if proportion and scale == 100.0 else "mean"
 
     if n_clusters < 2:
-        return MetricValue(value=mean * scale, n=n, n_clusters=n_clusters)
+        return MetricValue(value=mean * scale, n=n, n_clusters=n_clusters, kind=kind)
     variance = n_clusters / (n_clusters - 1) * math.fsum(s * s for s in residual_sums.values()) / (n * n)
     se = math.sqrt(variance)
-    low, high = mean - Z_95 * se, mean + Z_95 * se
-    if bounds is not None:
-        low, high = max(low, bounds[0]), min(high, bounds[1])
+    if proportion:
+        low, high = wilson_interval(mean, n / design_effect(mean, n, variance))
+    else:
+        low, high = mean - Z_95 * se, mean + Z_95 * se
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
     return MetricValue(
-        value=mean * scale, n=n, n_clusters=n_clusters, se=se * scale, ci_low=low * scale, ci_high=high * scale
-    )
+        value=mean * scale, n=n, n_clusters=n_clusters, se=se * scale, ci_low=low * scale, ci_high=high * scale,
+        interval="wilson" if proportion else "wald", kind=kind,
+    )  # fmt: skip
 
 
 def _correctness(score: Score) -> float:
