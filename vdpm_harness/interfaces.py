@@ -120,21 +120,39 @@ class PreparedRequest:
     ``videos`` holds one :class:`vdpm_harness.video.DecodedVideo` per video part of the request, in order (empty for
     models that declare ``needs_frames = False`` and for blind runs). ``seed`` is a per-sample seed derived from the
     run seed and the sample's result key, so sampling models are reproducible regardless of batch order.
+    ``category`` is the sample's category (what a prior over categories, such as ``blind-prior``, groups by).
     """
 
     request: Request
     key: str
     seed: int
     videos: list[DecodedVideo] = field(default_factory=list)
+    category: str | None = None
 
 
 class Model(Plugin):
-    """A model plugin answers prepared requests, in batches of at most ``batch_size``."""
+    """A model plugin answers prepared requests, in batches of at most ``batch_size``.
+
+    Every model runs blind with the option ``blind=true`` (``--model-arg blind=true``), whatever its own options: the
+    harness takes that option before the model is created (:func:`vdpm_harness.pipeline.create_model`; a model whose
+    ``Options`` declares ``blind`` keeps it), removes the video and image parts from the model's requests (the same
+    prompt without the media), decodes nothing, and records the run as blind (a result key, label and leaderboard row
+    of its own).
+    """
 
     #: Whether the harness must decode video frames for this model (False for text-only baselines).
     needs_frames: ClassVar[bool] = True
+    #: True for a model that never looks at media (the blind baselines): its runs count as blind on the leaderboard.
+    text_only: ClassVar[bool] = False
     #: Options that do not change outputs (excluded from the fingerprint, so changing them keeps stored results).
     runtime_options: ClassVar[frozenset[str]] = frozenset({"batch_size", "device", "num_workers", "concurrency"})
+    #: Set by the harness for a run with ``blind=true``: this run answers from the text alone.
+    run_blind: bool = False
+
+    @property
+    def blind(self) -> bool:
+        """Whether this model answers without the media: a text-only baseline, or a run with ``blind=true``."""
+        return self.text_only or self.run_blind
 
     @property
     def batch_size(self) -> int:
@@ -153,7 +171,10 @@ class Model(Plugin):
         return {"id": self.id, "revision": self.revision(), "options": self.output_options()}
 
     def fingerprint(self) -> str:
-        return stable_hash(self.fingerprint_data())
+        data = self.fingerprint_data()
+        if self.run_blind:  # a blind run never shares its results with the run that sees the video
+            data = {**data, "blind": True}
+        return stable_hash(data)
 
     def revision(self) -> str | None:
         """The weights' revision (hub commit, checkpoint hash), if known."""

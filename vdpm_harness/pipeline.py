@@ -12,6 +12,7 @@ The leaderboard (``<out>/leaderboard.*``) is a view regenerated from every ``res
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import time
@@ -42,6 +43,7 @@ from .records import (
     RunRecord,
     Sample,
     Score,
+    TextPart,
     stable_hash,
 )  # fmt: skip
 from .repro import environment_record, now
@@ -76,7 +78,8 @@ class PairOutcome:
 
 
 def model_label(model: Model, explicit: str | None = None) -> str:
-    """The folder and leaderboard name of a model: its id, plus a hash of its options when they are not defaults."""
+    """The folder and leaderboard name of a model: its id, plus a hash of its options when they are not defaults,
+    plus ``-blind`` for a run with ``blind=true``."""
     if explicit:
         return explicit
     options = model.output_options()
@@ -84,7 +87,8 @@ def model_label(model: Model, explicit: str | None = None) -> str:
         defaults = model.output_options(type(model).Options())
     except ValidationError:  # the model has required options: there is no default to compare with
         defaults = None
-    return model.id if options == defaults else f"{model.id}-{stable_hash(options, 6)}"
+    label = model.id if options == defaults else f"{model.id}-{stable_hash(options, 6)}"
+    return f"{label}-blind" if model.run_blind else label
 
 
 def with_frames(request: Request, policy: FramePolicy | None) -> Request:
@@ -94,6 +98,34 @@ def with_frames(request: Request, policy: FramePolicy | None) -> Request:
     request = request.model_copy(deep=True)
     for part in request.video_parts():
         part.frames = policy
+    return request
+
+
+def create_model(host: Host, name: str, options: dict[str, Any] | None = None) -> Model:
+    """Create a model plugin by id with its options, of which the harness takes ``blind`` (any model runs blind with
+    ``blind=true``: see :class:`~vdpm_harness.interfaces.Model`), unless the model's own ``Options`` declare it."""
+    options = options if options is not None else {}
+    blind = False
+    if "blind" in options:
+        declared = getattr(getattr(host.get("models", name).load_class(), "Options", None), "model_fields", {})
+        if "blind" not in declared:
+            blind = options["blind"]
+            if not isinstance(blind, bool):
+                raise PluginError(f"model '{name}': blind must be true or false, got {blind!r}")
+            options = copy.copy(options)  # a dict, or a dict that also remembers the command line's texts
+            del options["blind"]
+    model = host.create("models", name, options)
+    model.run_blind = blind or getattr(model.options, "blind", False) is True
+    return model
+
+
+def text_only(request: Request) -> Request:
+    """The request without its video and image parts (what a blind model gets: the same prompt without the media);
+    a message left with no content is dropped."""
+    request = request.model_copy(deep=True)
+    for message in request.messages:
+        message.content = [part for part in message.content if isinstance(part, TextPart)]
+    request.messages = [message for message in request.messages if message.content]
     return request
 
 
@@ -119,7 +151,8 @@ def make_progress(console: Console) -> Progress:
 
 
 def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: FramePolicy | None) -> list[WorkItem]:
-    """Build each request and its result key. A video that cannot be probed makes the sample an error item."""
+    """Build each request and its result key. A video that cannot be probed makes the sample an error item. A blind
+    model's requests lose their media (:func:`text_only`): nothing is probed or decoded."""
     from .video import VideoError, frame_indices, probe
 
     fingerprint = model.fingerprint()
@@ -127,6 +160,8 @@ def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: Fram
     items = []
     for sample in samples:
         request = with_frames(benchmark.build_request(sample), frames)
+        if model.blind:
+            request = text_only(request)
         indices: list[list[int]] | None = []
         error = None
         for part in request.video_parts():
@@ -192,7 +227,7 @@ class Inference:
 
     def media_stream(self, items: Iterator[WorkItem]) -> Iterator[tuple[WorkItem, Any]]:
         """(item, decoded videos or the exception that stopped decoding), decoded ahead in worker processes."""
-        if not self.model.needs_frames:
+        if not self.model.needs_frames or self.model.blind:
             yield from ((item, []) for item in items)
             return
         from .prefetch import Prefetcher, decode_request_job
@@ -323,7 +358,7 @@ class Inference:
                     advance(1)
                     continue
                 seed = sample_seed(self.config.seed, item.key)
-                batch.append((item, PreparedRequest(item.request, item.key, seed, media)))
+                batch.append((item, PreparedRequest(item.request, item.key, seed, media, item.sample.category)))
                 if len(batch) >= self.model.batch_size:
                     flush()
             flush()
@@ -446,7 +481,7 @@ class Runner:
 
     def _build(self):
         """Create every plugin first, so a typo in any name or option fails before any model loads."""
-        models = [(spec, self.host.create("models", spec.name, spec.options)) for spec in self.config.models]
+        models = [(spec, create_model(self.host, spec.name, spec.options)) for spec in self.config.models]
         benches = [(spec, self.host.create("benchmarks", spec.name, spec.options)) for spec in self.config.benches]
         judge = self.host.create("judges", self.config.judge, self.config.judge_options) if self.config.judge else None
         return models, benches, judge
@@ -482,7 +517,7 @@ class Runner:
                 "model": {
                     "name": model_spec.name, "id": model.id, "label": label,
                     "options": model.options.model_dump(mode="json"), "fingerprint": model.fingerprint(),
-                    "revision": model.revision(), "details": model.describe(),
+                    "revision": model.revision(), "details": model.describe(), "blind": model.blind,
                     "components": model.provenance()["components"],
                 },
                 "benchmark": {
@@ -533,6 +568,7 @@ class Runner:
                 for path in write_leaderboard(self.host, self.out):
                     self.console.print(f"wrote {path}", soft_wrap=True, highlight=False)
             self.host.pm.hook.run_finished(results=results, out_dir=self.out)
+        self.dist.close()
         return outcomes
 
     def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress) -> PairOutcome:
