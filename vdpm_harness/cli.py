@@ -282,6 +282,7 @@ class GeneratorGroup(click.Group):
                 if not dist.is_main:
                     sys.exit(1)  # rank 0 reports
                 fail(str(exc), code=1)
+            dist.close()
             if dist.is_main:
                 click.echo(json.dumps(stats, indent=2, default=str))
 

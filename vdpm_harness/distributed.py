@@ -65,6 +65,16 @@ class Distributed:
 
             dist.barrier()
 
+    def close(self) -> None:
+        """Leave the process group after a last barrier. A rank that exits while gloo's threads still run can abort
+        (``terminate called without an active exception``, SIGABRT), which fails the launch."""
+        if self.active:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
+
     def sum_counts(self, counts: Counter) -> Counter:
         """The element-wise sum of every rank's counter (for the run's summary)."""
         if not self.active:
