@@ -174,6 +174,39 @@ def leaderboard(results_dir):
         click.echo(f"wrote {path}")
 
 
+@cli.command()
+@click.argument("bench")
+@click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
+@click.option("--train-bench", help="Benchmark whose samples train blind-prior (default: BENCH, video held out).")
+@click.option("--train-bench-arg", multiple=True, help="Option key=value of the training benchmark (repeatable).")
+@click.option("--model", "models", multiple=True, help="Also run this model text-only (blind=true) (repeatable).")
+@click.option("--model-arg", multiple=True, help="Option [MODEL:]key=value of those models (repeatable).")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results folder: the runs go there (and on its leaderboard), the report to OUT/audit/.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed (ties are drawn with it).")
+@click.option("--limit", type=int, help="Audit only the first N samples.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Family-wise significance level.")
+@click.option("--fail-on-flag", is_flag=True, help="Exit with status 1 when a blind baseline beats chance.")
+def audit(bench, bench_arg, train_bench, train_bench_arg, models, model_arg, out, seed, limit, alpha, fail_on_flag):
+    """How much of BENCH can be answered without its videos: blind baselines (and text-only models) per category
+    against chance, with the distributions of correct letters and answers; flags every significant blind advantage."""
+    from .audit import audit_config, run_audit, to_markdown, write_report
+
+    host = get_host()
+    try:
+        config = audit_config(host, bench, tuple(bench_arg), out=out, seed=seed, limit=limit,
+                              train_bench=train_bench, train_args=tuple(train_bench_arg), models=tuple(models),
+                              model_args=tuple(model_arg))  # fmt: skip
+        report = run_audit(host, config, alpha, console)
+    except (ConfigError, PluginError, ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    click.echo(to_markdown(report))
+    for path in write_report(report, Path(out) / "audit"):
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    if fail_on_flag and report.flags:
+        sys.exit(1)
+
+
 # --- data and imports ----------------------------------------------------------------------------------------------
 
 
