@@ -126,7 +126,15 @@ def test_markdown_reporter(board, tmp_path):
 
     overall = table_rows(text, "Overall")
     assert overall == [
-        ["Model", "dsr accuracy", "dsr unparsed", "vlm4d accuracy", "vlm4d unparsed", "Mean", "Benchmarks"],
+        [
+            "Model",
+            "dsr accuracy",
+            "dsr unparsed",
+            "vlm4d accuracy",
+            "vlm4d unparsed",
+            "Mean accuracy",
+            "Benchmarks averaged",
+        ],
         ["alpha", "60.0 ± 2.5 (n=100)", "5.0%", "40.0 ± 2.5 (n=100)", "0.0%", "50.0", "2"],
         ["beta", "70.0 ± 2.5 (n=100)", "5.0%", "–", "–", "70.0", "1"],
     ]
@@ -162,8 +170,8 @@ def test_xlsx_reporter(board, tmp_path):
         "Model",
         *["dsr accuracy", "dsr accuracy CI low", "dsr accuracy CI high", "dsr accuracy n", "dsr unparsed"],
         *["vlm4d accuracy", "vlm4d accuracy CI low", "vlm4d accuracy CI high", "vlm4d accuracy n", "vlm4d unparsed"],
-        "Mean",
-        "Benchmarks",
+        "Mean accuracy",
+        "Benchmarks averaged",
     ]
     assert rows[1] == ["alpha", 60.0, 57.5, 62.5, 100, 0.05, 40.0, 37.5, 42.5, 100, 0.0, 50.0, 2]
     assert rows[2] == ["beta", 70.0, 67.5, 72.5, 100, 0.05, None, None, None, None, None, 70.0, 1]
@@ -245,3 +253,133 @@ def test_write_atomic_leaves_the_target_untouched_on_failure(tmp_path):
         write_atomic(target, failing_write)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.md"]
+
+
+# --- issue 17: failed pairs, every metric of the results, a mean of comparable metrics, interval notes ----------------
+
+
+def proportion(value, n=100):
+    return MetricValue(value=value, n=n, se=1.0, ci_low=value - 2, ci_high=value + 2, n_clusters=n // 2,
+                       interval="wilson", kind="proportion")  # fmt: skip
+
+
+def mean_metric(value, n=100, interval="wald"):
+    return MetricValue(value=value, n=n, se=1.0, ci_low=value - 2, ci_high=value + 2, n_clusters=n // 2,
+                       interval=interval, kind="mean")  # fmt: skip
+
+
+def test_failed_pairs_are_marked_never_a_plain_zero(tmp_path):
+    """Issue 17 repro: VLM4D without its videos (1,816 of 1,816 errors) and ``random`` on 4dbench-caption put a 0.0
+    row on the leaderboard. A pair without a successful sample, or with more errors than ``max_error_rate``, shows
+    ``failed`` instead of its numbers and stays out of the mean."""
+    results = [
+        result("ok", "dsr", 60.0, {}, metrics={"accuracy": proportion(60.0)}, n_errors=0),
+        result("ok", "vlm4d", 40.0, {}, metrics={"accuracy": proportion(40.0)}, n_errors=10),
+        result(
+            "empty", "dsr", 0.0, {"speed": metric(0.0, 0.0, 50)}, metrics={"accuracy": proportion(0.0)}, n_errors=100
+        ),  # fmt: skip
+        result("empty", "vlm4d", 30.0, {}, metrics={"accuracy": proportion(30.0)}, n_errors=60),
+    ]
+    board = Leaderboard(results)
+    assert board.failure(results[2]) == "failed: 100/100 errors"
+    assert board.failure(results[3]) == "failed: 60/100 errors (over 50%)" and board.failure(results[1]) is None
+    ok, empty = board.overall_rows()
+    assert (ok.mean, ok.n_benchmarks) == (50.0, 2)
+    assert (empty.mean, empty.n_benchmarks, set(empty.failed)) == (None, 0, {"dsr", "vlm4d"})
+    assert Leaderboard(results, max_error_rate=0.7).overall_rows()[1].averaged == ("vlm4d",)
+
+    text = MarkdownReporter().write(board, tmp_path)[0].read_text(encoding="utf-8")
+    overall = {row[0]: row for row in table_rows(text, "Overall")}
+    assert overall["empty"][1] == "failed: 100/100 errors" and overall["empty"][3] == "failed: 60/100 errors (over 50%)"
+    assert overall["empty"][5:] == ["–", "0"] and overall["ok"][5:] == ["50.0", "2"]
+    dsr = {row[0]: row for row in table_rows(text, "dsr")}
+    assert dsr["empty"][3] == "failed: 100/100 errors" and dsr["empty"][-1] == "failed: 100/100 errors"  # speed
+    assert "| 0.0 ±" not in text and "more than 50% errors" in text
+
+    sheet = load_workbook(XlsxReporter().write(board, tmp_path)[0])["Overall"]
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows["empty"][1:5] == ("failed: 100/100 errors", None, None, None)
+    assert rows["ok"][1:5] == (60.0, 58.0, 62.0, 100)
+
+
+def test_every_metric_of_the_results_is_shown_and_the_mean_averages_accuracies_only(tmp_path):
+    """Issue 17: the leaderboard showed only the primary metric, and ``Mean`` averaged CIDEr with accuracies. DSR's
+    VLMEvalKit and fork decisions, VLM4D's table cells and 4D-Bench's caption metrics are shown (xlsx: value, CI and
+    n; markdown: values); the mean averages accuracy-type metrics only, and says so."""
+    caption = {name: mean_metric(v) for name, v in [("cider_pycocoevalcap", 42.0), ("bleu1_pycocoevalcap", 30.0),
+                                                     ("bleu4_pycocoevalcap", 8.0), ("meteor_java", 15.0),
+                                                     ("rouge_l_pycocoevalcap", 25.0)]}  # fmt: skip
+    caption["meteor_java"] = MetricValue(value=15.0, n=100)  # a corpus metric: no interval
+    vlm4d_cells = {"overall": proportion(40.0), "real_overall": proportion(45.0), "syn_overall": proportion(35.0),
+                   "real_ego": proportion(44.0)}  # fmt: skip
+    results = [
+        result(
+            "m",
+            "dsr",
+            60.0,
+            {},
+            metrics={
+                "accuracy": proportion(60.0),
+                "accuracy_vlmevalkit": proportion(58.0),
+                "accuracy_fork": proportion(61.0),
+            },
+        ),  # fmt: skip
+        result("m", "vlm4d", 40.0, {"real_ego": proportion(44.0)}, primary="overall", metrics=vlm4d_cells),
+        result("m", "4dbench-caption", 42.0, {}, primary="cider_pycocoevalcap", metrics=caption),
+    ]
+    board = Leaderboard(results)
+    [row] = board.overall_rows()
+    assert row.averaged == ("dsr", "vlm4d") and row.mean == pytest.approx(50.0)  # CIDEr is not averaged
+    assert board.metric_names("dsr") == ["accuracy_vlmevalkit", "accuracy_fork"]
+    assert board.metric_names("vlm4d") == ["real_overall", "syn_overall"]  # real_ego is the category's column
+    assert board.metric_names("4dbench-caption") == [
+        "bleu1_pycocoevalcap", "bleu4_pycocoevalcap", "meteor_java", "rouge_l_pycocoevalcap",
+    ]  # fmt: skip
+
+    text = MarkdownReporter().write(board, tmp_path)[0].read_text(encoding="utf-8")
+    assert "Mean accuracy is the unweighted mean of the accuracy-type primary metrics" in text
+    assert "CIDEr" in text.split("## Overall")[0]
+    section = text.split("## dsr\n", 1)[1].split("\n## ", 1)[0]
+    others = [line for line in section.splitlines() if line.startswith("| Model | accuracy_vlmevalkit")]
+    assert others == ["| Model | accuracy_vlmevalkit | accuracy_fork |"]
+    assert "| m | 58.0 | 61.0 |" in section
+    assert "| m | 30.0 | 8.0 | 15.0 | 25.0 |" in text.split("## 4dbench-caption\n", 1)[1]
+
+    workbook = load_workbook(XlsxReporter().write(board, tmp_path)[0])
+    header = [c.value for c in workbook["dsr"][1]]
+    row = dict(zip(header, next(workbook["dsr"].iter_rows(min_row=2, values_only=True))))
+    assert header.index("accuracy_vlmevalkit") == header.index("Errors") + 1
+    assert [row[f"accuracy_fork{s}"] for s in ("", " CI low", " CI high", " n")] == [61.0, 59.0, 63.0, 100]
+    caption_header = [c.value for c in workbook["4dbench-caption"][1]]
+    assert {"bleu1_pycocoevalcap", "bleu4_pycocoevalcap", "meteor_java", "rouge_l_pycocoevalcap"} <= set(caption_header)
+    overall = workbook["Overall"]
+    notes = {c.value: c.comment.text for c in overall[1] if c.comment is not None}
+    assert notes["Mean accuracy"].startswith("Mean accuracy is the unweighted mean of the accuracy-type")
+
+
+def test_reports_say_how_the_intervals_were_computed(tmp_path):
+    """Issue 17: the report headers (markdown notes, xlsx header comments) name the interval of each metric: Wilson on
+    n/deff for proportions, Wald for other means, and flag results written before the interval was recorded."""
+    results = [
+        result("m", "dsr", 60.0, {}, metrics={"accuracy": proportion(60.0)}),
+        result(
+            "m",
+            "4dbench-caption",
+            42.0,
+            {},
+            primary="cider_pycocoevalcap",
+            metrics={"cider_pycocoevalcap": mean_metric(42.0)},
+        ),  # fmt: skip
+    ]
+    text = MarkdownReporter().write(Leaderboard(results), tmp_path)[0].read_text(encoding="utf-8")
+    head = text.split("## Overall")[0]
+    assert "Wilson score interval on the effective sample size n/deff" in head and "(Wald)" in head
+    assert "before the interval was recorded" not in head
+    workbook = load_workbook(XlsxReporter().write(Leaderboard(results), tmp_path)[0])
+    notes = {c.value: c.comment.text for c in workbook["dsr"][1] if c.comment is not None}
+    assert notes["accuracy CI low"].startswith("95% interval: Wilson score interval") and "Wald" not in notes[
+        "accuracy CI low"]  # fmt: skip
+    notes = {c.value: c.comment.text for c in workbook["4dbench-caption"][1] if c.comment is not None}
+    assert "(Wald)" in notes["cider_pycocoevalcap CI high"]
+    old = MarkdownReporter().write(Leaderboard(RESULTS), tmp_path)[0].read_text(encoding="utf-8")
+    assert "before the interval was recorded" in old and "`vdpm-harness rescore`" in old

@@ -68,7 +68,8 @@ _EXPORTS: dict[str, str] = {
     # answers, statistics, reports
     **dict.fromkeys(["extract_choice", "ChoiceRules", "option_text", "visible_text"], "extract"),
     **dict.fromkeys(["clustered_mean", "summarize_accuracy", "UNCATEGORIZED"], "stats"),
-    **dict.fromkeys(["Leaderboard", "Column", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
+    **dict.fromkeys(["Leaderboard", "Column", "Failed", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
+    **dict.fromkeys(["interval_note", "MEAN_HEADER", "MEAN_NOTE"], "leaderboard"),
     # files: atomic writes, checksummed data folders, the cache
     **dict.fromkeys(["write_atomic", "file_digest", "building", "checksum_problems", "cache_root"], "store"),
     # processes and the OpenAI-compatible client shared by LLM-backed plugins
@@ -115,7 +116,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PreparedRequest,
         Reporter,
     )
-    from .leaderboard import REGENERATE_COMMAND, Column, Leaderboard, format_metric  # noqa: F401
+    from .leaderboard import (  # noqa: F401
+        MEAN_HEADER,
+        MEAN_NOTE,
+        REGENERATE_COMMAND,
+        Column,
+        Failed,
+        Leaderboard,
+        format_metric,
+        interval_note,
+    )
     from .llm import DEFAULT_BASE_URL, TRANSPORT_OPTIONS, ApiOptions, ChatClient, resolve_api_key  # noqa: F401
     from .plugins import KINDS, Entry, Host, PluginError, get_host  # noqa: F401
     from .records import (  # noqa: F401

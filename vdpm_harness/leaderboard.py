@@ -1,8 +1,12 @@
 """The leaderboard: every :class:`BenchmarkResult` of a results folder, and the tables that reporters draw from it.
 
 The ``results.json`` records are the source of truth; the markdown and xlsx leaderboards are views regenerated from
-them. Both reporters lay their tables out from the same column specs (:meth:`Leaderboard.overall_columns` and
-:meth:`Leaderboard.benchmark_columns`), so they always show the same numbers.
+them. Both reporters lay their tables out from the same column specs (:meth:`Leaderboard.overall_columns`,
+:meth:`Leaderboard.benchmark_columns` and :meth:`Leaderboard.metric_columns`), so they always show the same numbers.
+
+A pair that failed (no successful sample, or a share of errors above ``max_error_rate``) is never shown as a number:
+its metric cells are :class:`Failed` markers, and it is left out of the mean. The mean averages only accuracy-type
+metrics (percentages of samples scored correct: :meth:`Leaderboard.comparable`), never CIDEr or a judge's 1-5 score.
 """
 
 from __future__ import annotations
@@ -18,10 +22,35 @@ from .records import BenchmarkResult, MetricValue
 #: The command that regenerates the leaderboard files, quoted in them.
 REGENERATE_COMMAND = "vdpm-harness leaderboard --results RESULTS_DIR"
 
+#: Headers of the overall table's last two columns: what the mean is, and how many benchmarks it averages.
+MEAN_HEADER = "Mean accuracy"
+AVERAGED_HEADER = "Benchmarks averaged"
+#: What the mean is, for the reports' notes.
+MEAN_NOTE = (
+    "Mean accuracy is the unweighted mean of the accuracy-type primary metrics (percentages of samples answered "
+    "correctly, 0-100) over the benchmarks a model has and did not fail (Benchmarks averaged counts them); metrics "
+    "on other scales (CIDEr, BLEU, judge scores) are not averaged"
+)
+
+#: The share of errors above which a pair counts as failed (``--max-error-rate``).
+DEFAULT_MAX_ERROR_RATE = 0.5
+
 #: How a column's cells are read and shown:
 #: ``metric`` a :class:`MetricValue` (value with CI and n), ``count`` an int, ``rate`` a fraction in [0, 1],
-#: ``number`` a float in the metrics' units (percent for accuracies), ``text`` a string.
+#: ``number`` a float in the metrics' units (percent for accuracies), ``text`` a string. A ``metric`` cell of a failed
+#: pair is a :class:`Failed` marker instead.
 ColumnKind = Literal["metric", "count", "rate", "number", "text"]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The metric cell of a pair that failed: ``reason`` (e.g. ``"failed: 36/36 errors"``) is shown instead of a
+    number, so a run in which everything failed never reads as a score of 0."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -38,26 +67,32 @@ class OverallRow:
     """One model's headline numbers.
 
     ``metrics`` maps every benchmark of the leaderboard (in order) to the model's primary metric, ``None`` where the
-    model has no result. ``mean`` is the unweighted mean of the primary values over the benchmarks the model has
-    (``None`` if it has none): it compares models fairly only when they cover the same benchmarks and the primary
-    metrics share a scale.
+    model has no result; ``failed`` maps the benchmarks whose pair failed to the reason. ``mean`` is the unweighted
+    mean of the accuracy-type primary values (:meth:`Leaderboard.comparable`) of the pairs that did not fail
+    (``None`` if there are none): it compares models fairly only when they cover the same benchmarks.
     """
 
     model: str
     metrics: dict[str, MetricValue | None]
     mean: float | None
+    failed: dict[str, str] = field(default_factory=dict)
+    averaged: tuple[str, ...] = ()
 
     @property
     def n_benchmarks(self) -> int:
         """How many benchmarks ``mean`` averages over."""
-        return sum(m is not None for m in self.metrics.values())
+        return len(self.averaged)
 
 
 @dataclass
 class Leaderboard:
-    """Benchmark results of several models. Models and benchmarks are listed in order of first appearance."""
+    """Benchmark results of several models. Models and benchmarks are listed in order of first appearance.
+
+    A pair whose share of errors exceeds ``max_error_rate``, or that has no successful sample, counts as failed
+    (:meth:`failure`)."""
 
     results: list[BenchmarkResult] = field(default_factory=list)
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
 
     def __post_init__(self):
         pairs = [(r.model, r.benchmark) for r in self.results]
@@ -86,28 +121,59 @@ class Leaderboard:
         ordered = dict.fromkeys(c for r in results for c in [*r.category_order, *r.categories])
         return [c for c in ordered if c in present]
 
+    def failure(self, result: BenchmarkResult) -> str | None:
+        """Why a pair counts as failed (``"failed: 36/36 errors"``), or ``None``: no successful sample, or a share of
+        errors above ``max_error_rate``."""
+        if result.n_samples == 0 or result.n_errors >= result.n_samples:
+            return f"failed: {result.n_errors}/{result.n_samples} errors"
+        if result.n_errors / result.n_samples > self.max_error_rate:
+            return (f"failed: {result.n_errors}/{result.n_samples} errors "
+                    f"(over {self.max_error_rate:.0%})")  # fmt: skip
+        return None
+
+    @staticmethod
+    def comparable(metric: MetricValue, name: str) -> bool:
+        """Whether a metric is accuracy-type (the percentage of samples scored correct, 0-100) and may be averaged
+        with those of other benchmarks: ``kind == "proportion"``; in results written before ``kind`` existed, the
+        metric named ``accuracy`` (the core's accuracy)."""
+        return metric.kind == "proportion" if metric.kind is not None else name == "accuracy"
+
     def overall_rows(self) -> list[OverallRow]:
-        """Per model, each benchmark's primary metric and their unweighted mean (see :class:`OverallRow`)."""
+        """Per model, each benchmark's primary metric and the unweighted mean of the accuracy-type ones of the pairs
+        that did not fail (see :class:`OverallRow`)."""
         rows = []
         for model in self.models():
-            metrics = {}
+            metrics, failed, averaged = {}, {}, []
             for benchmark in self.benchmarks():
                 result = self.get(model, benchmark)
                 metrics[benchmark] = primary_metric(result) if result is not None else None
-            values = [m.value for m in metrics.values() if m is not None]
-            rows.append(OverallRow(model, metrics, sum(values) / len(values) if values else None))
+                if result is None:
+                    continue
+                reason = self.failure(result)
+                if reason is not None:
+                    failed[benchmark] = reason
+                elif self.comparable(metrics[benchmark], result.primary):
+                    averaged.append(benchmark)
+            values = [metrics[b].value for b in averaged]
+            mean = sum(values) / len(values) if values else None
+            rows.append(OverallRow(model, metrics, mean, failed, tuple(averaged)))
         return rows
 
     def overall_columns(self) -> list[Column]:
-        """Columns of the overall table: per benchmark its primary metric and unparsed rate, then the mean."""
+        """Columns of the overall table: per benchmark its primary metric and unparsed rate, then the mean accuracy
+        and how many benchmarks it averages."""
         rows = {row.model: row for row in self.overall_rows()}
         columns = []
         for benchmark in self.benchmarks():
             header = f"{benchmark} {self.primary_name(benchmark)}"
-            columns.append(Column(header, "metric", lambda model, b=benchmark: rows[model].metrics[b]))
+
+            def primary(model: str, b: str = benchmark) -> MetricValue | Failed | None:
+                return Failed(rows[model].failed[b]) if b in rows[model].failed else rows[model].metrics[b]
+
+            columns.append(Column(header, "metric", primary))
             columns.append(Column(f"{benchmark} unparsed", "rate", self._field(benchmark, lambda r: r.unparsed_rate)))
-        columns.append(Column("Mean", "number", lambda model: rows[model].mean))
-        columns.append(Column("Benchmarks", "count", lambda model: rows[model].n_benchmarks))
+        columns.append(Column(MEAN_HEADER, "number", lambda model: rows[model].mean))
+        columns.append(Column(AVERAGED_HEADER, "count", lambda model: rows[model].n_benchmarks))
         return columns
 
     def benchmark_columns(self, benchmark: str) -> list[Column]:
@@ -116,15 +182,34 @@ class Leaderboard:
         columns = [
             Column("Version", "text", self._field(benchmark, lambda r: r.benchmark_version)),
             Column("Scoring", "text", self._field(benchmark, lambda r: r.scoring)),
-            Column(primary, "metric", self._field(benchmark, primary_metric)),
+            Column(primary, "metric", self._metric(benchmark, primary_metric)),
             Column("Clusters", "count", self._field(benchmark, lambda r: primary_metric(r).n_clusters)),
             Column("Unparsed", "rate", self._field(benchmark, lambda r: r.unparsed_rate)),
             Column("Errors", "count", self._field(benchmark, lambda r: r.n_errors)),
         ]
         for category in self.categories(benchmark):
-            read = self._field(benchmark, lambda r, c=category: category_metric(r, c))
+            read = self._metric(benchmark, lambda r, c=category: category_metric(r, c))
             columns.append(Column(category, "metric", read))
         return columns
+
+    def metric_names(self, benchmark: str) -> list[str]:
+        """Every metric of ``benchmark``'s results besides the primary one, in order of first appearance: what
+        ``results.json`` holds beyond the headline (DSR-Bench's VLMEvalKit and fork decisions, VLM4D's table cells,
+        4D-Bench's BLEU-1..4, METEOR, ROUGE-L and CIDEr). A metric named as a category is left to the category's
+        column (VLM4D reports each category's accuracy as a cell of its table as well)."""
+        shown = {self.primary_name(benchmark), *self.categories(benchmark)}
+        names = (name for r in self.results if r.benchmark == benchmark for name in r.metrics)
+        return [name for name in dict.fromkeys(names) if name not in shown]
+
+    def metric_columns(self, benchmark: str) -> list[Column]:
+        """One metric column per :meth:`metric_names` entry (``None`` where a result lacks the metric)."""
+        return [Column(name, "metric", self._metric(benchmark, lambda r, n=name: r.metrics.get(n)))
+                for name in self.metric_names(benchmark)]  # fmt: skip
+
+    def metrics_in(self, columns: list[Column], models: list[str]) -> list[MetricValue]:
+        """Every metric cell of ``columns`` over ``models`` (for notes on how their intervals were computed)."""
+        cells = (column.cell(model) for column in columns if column.kind == "metric" for model in models)
+        return [cell for cell in cells if isinstance(cell, MetricValue)]
 
     def _field(self, benchmark: str, read: Callable[[BenchmarkResult], Any]) -> Callable[[str], Any]:
         """A cell reader: ``read`` applied to the model's result on ``benchmark``, ``None`` when it has none."""
@@ -132,6 +217,20 @@ class Leaderboard:
         def cell(model: str) -> Any:
             result = self.get(model, benchmark)
             return read(result) if result is not None else None
+
+        return cell
+
+    def _metric(self, benchmark: str, read: Callable[[BenchmarkResult], Any]) -> Callable[[str], Any]:
+        """A metric cell reader: as :meth:`_field`, with a :class:`Failed` marker for a failed pair's cells (an empty
+        cell stays empty)."""
+
+        def cell(model: str) -> Any:
+            result = self.get(model, benchmark)
+            if result is None:
+                return None
+            value = read(result)
+            reason = self.failure(result)
+            return Failed(reason) if reason is not None and value is not None else value
 
         return cell
 
@@ -147,7 +246,7 @@ def primary_metric(result: BenchmarkResult) -> MetricValue:
     return result.metrics[result.primary]
 
 
-def collect(results_dir: Path | str) -> Leaderboard:
+def collect(results_dir: Path | str, max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> Leaderboard:
     """Read every ``results.json`` under ``results_dir`` into a leaderboard sorted by (model, benchmark).
 
     The layout is ``<results_dir>/<model_label>/<benchmark_id>/results.json``, each file the JSON of a
@@ -170,15 +269,36 @@ def collect(results_dir: Path | str) -> Leaderboard:
             warnings.warn(f"skipping results file {path}: {key} already read from {results[key][1]}", stacklevel=2)
             continue
         results[key] = (result, path)
-    return Leaderboard([results[key][0] for key in sorted(results)])
+    return Leaderboard([results[key][0] for key in sorted(results)], max_error_rate)
 
 
-def format_metric(metric: MetricValue, with_n: bool = False) -> str:
-    """``"63.4 ± 2.1"``: the value and the half-width of its 95% CI, one decimal; ``" (n=120)"`` appended on request.
+def interval_note(metrics: list[MetricValue]) -> str:
+    """How the intervals of ``metrics`` were computed, in words (for a report's notes and header comments)."""
+    methods = {m.interval for m in metrics if m.ci_low is not None}
+    parts = []
+    if "wilson" in methods:
+        parts.append("Wilson score interval on the effective sample size n/deff (deff: the design effect of "
+                     "clustering by video, at least 1)")  # fmt: skip
+    if "wald" in methods:
+        parts.append("mean ± 1.96 SE clustered by video (Wald), clipped to the metric's range")
+    if None in methods:
+        parts.append("results written before the interval was recorded: mean ± 1.96 clustered SE (Wald); "
+                     "`vdpm-harness rescore` recomputes them")  # fmt: skip
+    return "; ".join(parts) or "no intervals"
+
+
+def format_metric(metric: MetricValue | Failed, with_n: bool = False, compact: bool = False) -> str:
+    """``"63.4 ± 2.1"``: the value and the half-width of its 95% CI, one decimal; ``" (n=120)"`` appended on request;
+    ``compact``: the value alone. A :class:`Failed` cell shows its reason.
 
     The half-width is the larger distance from the value to a CI bound, i.e. the unclipped half-width when the CI
-    was clipped on one side (at 0 or 100%). Without a CI only the value is shown.
+    was clipped on one side (at 0 or 100%) or is asymmetric (a Wilson interval: ``0.0 ± 20.4`` at 0 of 15). Without
+    a CI only the value is shown.
     """
+    if isinstance(metric, Failed):
+        return metric.reason
+    if compact:
+        return f"{metric.value:.1f}"
     text = f"{metric.value:.1f}"
     if metric.ci_low is not None and metric.ci_high is not None:
         text += f" ± {max(metric.value - metric.ci_low, metric.ci_high - metric.value):.1f}"

@@ -99,12 +99,27 @@ class Entry:
                 missing = ", ".join(sorted(cls.__abstractmethods__))
                 raise PluginError(f"{what}: {cls.__name__} does not implement {missing}, which every "
                                   f"{base.__name__} must (see docs/plugins.md)")  # fmt: skip
+        from pydantic import ValidationError
+
+        from .config import checked_options, describe_option_errors, redact, secret_values
+
+        invalid = f"invalid options for {self.kind[:-1]} '{self.id}'"
+        options = options or {}
         try:
-            obj = cls(options or {})
+            # command-line texts read into the declared types, then everything checked strictly; the messages never
+            # show a secret (pydantic's own would print ``input_value='sk-...'``)
+            options = checked_options(getattr(cls, "Options", None), options) if inspect.isclass(cls) else options
+            obj = cls(options)
         except PluginError:
             raise
+        except ValidationError as exc:
+            raise PluginError(f"{invalid}:\n{describe_option_errors(exc, options)}") from None
         except Exception as exc:
-            raise PluginError(f"invalid options for {self.kind[:-1]} '{self.id}': {exc}") from exc
+            message = f"{invalid}: {exc}"
+            secrets = secret_values(options)
+            if redact(message, secrets) != message:  # a secret in the message: neither it nor the chain is shown
+                raise PluginError(redact(message, secrets)) from None
+            raise PluginError(message) from exc
         if not isinstance(obj, base):
             raise PluginError(f"{what}: its factory returned {type(obj).__qualname__}, not a {base.__name__}")
         if getattr(obj, "id", None) in (None, ""):

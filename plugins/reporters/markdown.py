@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vdpm_harness import REGENERATE_COMMAND, Column, Leaderboard, Reporter, format_metric, hookimpl, write_atomic
+from vdpm_harness import (
+    MEAN_NOTE,
+    REGENERATE_COMMAND,
+    Column,
+    Leaderboard,
+    Reporter,
+    format_metric,
+    hookimpl,
+    interval_note,
+    write_atomic,
+)
 
 EMPTY_CELL = "–"
 
@@ -19,12 +29,13 @@ def register_reporters(register):
     )
 
 
-def format_cell(kind: str, value: Any) -> str:
-    """A cell as markdown text: metrics as ``value ± CI (n=N)``, rates in percent, numbers with one decimal."""
+def format_cell(kind: str, value: Any, compact: bool = False) -> str:
+    """A cell as markdown text: metrics as ``value ± CI (n=N)`` (``compact``: the value alone; a failed pair's cell:
+    its reason), rates in percent, numbers with one decimal."""
     if value is None:
         return EMPTY_CELL
     if kind == "metric":
-        text = format_metric(value, with_n=True)
+        text = format_metric(value, with_n=not compact, compact=compact)
     elif kind == "rate":
         text = f"{100 * value:.1f}%"
     elif kind == "number":
@@ -34,16 +45,28 @@ def format_cell(kind: str, value: Any) -> str:
     return text.replace("|", "\\|")
 
 
-def table(models: list[str], columns: list[Column]) -> list[str]:
-    """The lines of a table with one row per model."""
+def table(models: list[str], columns: list[Column], compact: bool = False) -> list[str]:
+    """The lines of a table with one row per model (``compact``: metrics as their values alone)."""
     lines = [
         "| " + " | ".join(["Model", *(c.header for c in columns)]) + " |",
         "|" + "---|" * (len(columns) + 1),
     ]
     for model in models:
-        cells = [format_cell("text", model), *(format_cell(c.kind, c.cell(model)) for c in columns)]
+        cells = [format_cell("text", model), *(format_cell(c.kind, c.cell(model), compact) for c in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def notes(leaderboard: Leaderboard) -> str:
+    """What the cells mean: the intervals (as the results record them), errors, failed pairs and the mean."""
+    metrics = [m for r in leaderboard.results for m in [*r.metrics.values(), *(v for c in r.categories.values()
+                                                                                for v in c.values())]]  # fmt: skip
+    return (
+        "Cells show the value ± the larger distance from it to a bound of its 95% interval, and n, the number of "
+        f"samples. Intervals: {interval_note(metrics)}. Unparsed answers and errors (of the model or of a judge) count "
+        f"as wrong. A pair with no successful sample, or with more than {leaderboard.max_error_rate:.0%} errors, shows "
+        f"`failed` instead of its numbers and is left out of the mean. {MEAN_NOTE}."
+    )
 
 
 def render(leaderboard: Leaderboard) -> str:
@@ -56,11 +79,7 @@ def render(leaderboard: Leaderboard) -> str:
             f"do not edit it, regenerate it with `{REGENERATE_COMMAND}`."
         ),
         "",
-        (
-            "Cells show the value ± the half-width of its 95% confidence interval (standard errors clustered by "
-            "video) and n, the number of samples. Unparsed answers and errors count as wrong. The mean is the "
-            "unweighted mean of the primary metrics over the benchmarks a model has (`Benchmarks` counts them)."
-        ),
+        notes(leaderboard),
         "",
         "## Overall",
         "",
@@ -69,8 +88,13 @@ def render(leaderboard: Leaderboard) -> str:
         return "\n".join([*lines, "No results.", ""])
     lines += table(leaderboard.models(), leaderboard.overall_columns())
     for benchmark in leaderboard.benchmarks():
+        models = leaderboard.models(benchmark)
         lines += ["", f"## {benchmark}", ""]
-        lines += table(leaderboard.models(benchmark), leaderboard.benchmark_columns(benchmark))
+        lines += table(models, leaderboard.benchmark_columns(benchmark))
+        others = leaderboard.metric_columns(benchmark)
+        if others:
+            lines += ["", "Every other metric of the results (values; intervals in `leaderboard.xlsx`):", ""]
+            lines += table(models, others, compact=True)
     lines.append("")
     return "\n".join(lines)
 

@@ -1,7 +1,11 @@
 """Built-in reporter: ``leaderboard.xlsx``, a spreadsheet view regenerated from the JSON records.
 
 A sheet "Overall", then one sheet per benchmark. Rows are models; a metric column of the shared column specs
-(:mod:`vdpm_harness.leaderboard`) becomes four columns: value, CI low, CI high and n. Numbers are stored as numbers.
+(:mod:`vdpm_harness.leaderboard`) becomes four columns: value, CI low, CI high and n. Numbers are stored as numbers; a
+failed pair's metric shows its reason (``failed: 36/36 errors``) in the value column and leaves the others empty.
+A benchmark's sheet lists, after the primary metric and the counts, every other metric of its results (DSR-Bench's
+decisions, VLM4D's table cells, 4D-Bench's caption metrics), then the categories. The header cells carry notes:
+how each column's intervals were computed, and what the mean is.
 """
 
 from __future__ import annotations
@@ -11,10 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.comments import Comment
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from vdpm_harness import REGENERATE_COMMAND, Column, Leaderboard, Reporter, hookimpl, write_atomic
+from vdpm_harness import (
+    MEAN_HEADER,
+    MEAN_NOTE,
+    REGENERATE_COMMAND,
+    Column,
+    Failed,
+    Leaderboard,
+    MetricValue,
+    Reporter,
+    hookimpl,
+    interval_note,
+    write_atomic,
+)
 
 #: Excel's limit on sheet names, and the characters it forbids in them.
 MAX_SHEET_NAME = 31
@@ -47,13 +64,16 @@ def sheet_name(name: str, taken: set[str]) -> str:
 
 
 def expand(column: Column) -> list[tuple[str, str, Any]]:
-    """The spreadsheet columns of a spec column: ``(header, number kind, read(model))`` for each."""
+    """The spreadsheet columns of a spec column: ``(header, number kind, read(model))`` for each. A failed pair's
+    metric puts its reason in the value column."""
     if column.kind != "metric":
         return [(column.header, column.kind, column.cell)]
 
     def part(attribute: str):
         def read(model: str):
             metric = column.cell(model)
+            if isinstance(metric, Failed):
+                return metric.reason if attribute == "value" else None
             return getattr(metric, attribute) if metric is not None else None
 
         return read
@@ -71,15 +91,33 @@ def shown(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+def header_notes(columns: list[Column], models: list[str]) -> dict[str, str]:
+    """Notes for header cells: each metric's CI columns say how their intervals were computed; the mean says what
+    it averages."""
+    notes = {}
+    for column in columns:
+        if column.kind == "metric":
+            cells = [column.cell(model) for model in models]
+            note = "95% interval: " + interval_note([c for c in cells if isinstance(c, MetricValue)])
+            notes[f"{column.header} CI low"] = notes[f"{column.header} CI high"] = note
+        elif column.header == MEAN_HEADER:
+            notes[column.header] = MEAN_NOTE
+    return notes
+
+
 def fill_sheet(sheet, models: list[str], columns: list[Column]) -> None:
-    """One row per model under a bold, frozen header row; number formats by column kind; widths fit the text."""
+    """One row per model under a bold, frozen header row (with notes: :func:`header_notes`); number formats by column
+    kind; widths fit the text."""
     spreadsheet_columns = [("Model", "text", lambda model: model)]
     for column in columns:
         spreadsheet_columns += expand(column)
 
     sheet.append([header for header, _, _ in spreadsheet_columns])
+    notes = header_notes(columns, models)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+        if cell.value in notes:
+            cell.comment = Comment(notes[cell.value], "vdpm-harness")
     sheet.freeze_panes = "B2"
 
     for model in models:
@@ -98,7 +136,9 @@ def build_workbook(leaderboard: Leaderboard) -> Workbook:
     """The workbook: sheet "Overall" with every model, then per benchmark a sheet of the models that have it."""
     workbook = Workbook()
     workbook.properties.description = (
-        f"Generated from the results.json records (the source of truth) by `{REGENERATE_COMMAND}`; do not edit."
+        f"Generated from the results.json records (the source of truth) by `{REGENERATE_COMMAND}`; do not edit. "
+        f"A pair with no successful sample or more than {leaderboard.max_error_rate:.0%} errors shows 'failed'. "
+        f"{MEAN_NOTE}."
     )
     taken: set[str] = set()
     overall = workbook.active
@@ -106,7 +146,10 @@ def build_workbook(leaderboard: Leaderboard) -> Workbook:
     fill_sheet(overall, leaderboard.models(), leaderboard.overall_columns())
     for benchmark in leaderboard.benchmarks():
         sheet = workbook.create_sheet(sheet_name(benchmark, taken))
-        fill_sheet(sheet, leaderboard.models(benchmark), leaderboard.benchmark_columns(benchmark))
+        columns = leaderboard.benchmark_columns(benchmark)
+        at = next(i for i, c in enumerate(columns) if c.header == "Errors") + 1  # other metrics, then the categories
+        columns[at:at] = leaderboard.metric_columns(benchmark)
+        fill_sheet(sheet, leaderboard.models(benchmark), columns)
     return workbook
 
 
