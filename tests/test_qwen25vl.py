@@ -244,7 +244,9 @@ def test_listing_models_never_imports_torch():
     )
     env = cli_env(VDPM_LOAD_PLUGINS="qwen25vl")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['qwen25vl', 'qwen25vl-3b', 'qwen25vl-7b', 'qwen25vl-32b', 'qwen25vl-72b'] False False"
+    assert out.strip() == (
+        "['qwen25vl', 'qwen25vl-3b', 'qwen25vl-7b', 'qwen25vl-32b', 'qwen25vl-72b', 'qwen25vl-gsm'] False False"
+    )
 
 
 @needs_torch

@@ -12,7 +12,8 @@ Building needs no model hub (verified with transformers 5.23):
   tokenizer emits is valid for the real vocabulary. No weights are written: the ``qwen25vl`` plugin instantiates it
   with ``random_weights=true`` (for GPU throughput measurements without downloads).
 
-Command line: ``vdpm-harness models make-tiny DIR [--seed S]`` and ``vdpm-harness models make-random DIR --config 7b``.
+Command line: ``vdpm-harness models make-tiny DIR [--seed S] [--gsm]`` and ``vdpm-harness models make-random DIR
+--config 7b [--gsm]`` (``--gsm``: the GSM checkpoints of :mod:`.gsm.checkpoints`, built on these).
 
 Loading: :func:`load_config` reads a folder or a hub id (offline by default, with an error that names the hub id and
 how to download it), :func:`load_processor` the processor, :func:`load_weights` the model from its weight files, and
@@ -161,7 +162,8 @@ def build_processor(tokenizer, pixels: tuple[int, int] | None = None):
     )
 
 
-def _config(text: dict, vision: dict, ids: dict[str, int], **extra):
+def qwen_config(text: dict, vision: dict, ids: dict[str, int], **extra):
+    """A ``Qwen2_5_VLConfig`` of ``text`` and ``vision`` sizes with the special token ids ``ids``."""
     from transformers import Qwen2_5_VLConfig
 
     token_ids = {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
@@ -171,7 +173,8 @@ def _config(text: dict, vision: dict, ids: dict[str, int], **extra):
     return Qwen2_5_VLConfig(text_config={**text, **token_ids}, vision_config=dict(vision), **media_ids, **extra)
 
 
-def _generation_config(ids: dict[str, int]):
+def generation_config(ids: dict[str, int]):
+    """The generation config naming the checkpoint's special tokens (no sampling defaults)."""
     from transformers import GenerationConfig
 
     return GenerationConfig(bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"],
@@ -187,10 +190,10 @@ def make_tiny(out: str | Path, seed: int = 0) -> dict[str, Any]:
     tokenizer = build_tokenizer(seed)
     ids = special_ids(tokenizer)
     vocab_size = max(tokenizer.get_vocab().values()) + 1
-    config = _config({**TINY_TEXT, "vocab_size": vocab_size}, TINY_VISION, ids)
+    config = qwen_config({**TINY_TEXT, "vocab_size": vocab_size}, TINY_VISION, ids)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).float()  # every parameter in float32, none in another dtype
-    model.generation_config = _generation_config(ids)
+    model.generation_config = generation_config(ids)
     model.save_pretrained(out)
     build_processor(tokenizer, TINY_PIXELS).save_pretrained(out)
     return {
@@ -208,11 +211,11 @@ def make_random(out: str | Path, size: str, seed: int = 0) -> dict[str, Any]:
     out = Path(out)
     tokenizer = build_tokenizer(seed, special_base=RELEASED_SPECIAL_BASE)
     ids = special_ids(tokenizer)
-    config = _config(spec["text"], spec["vision"], ids, tie_word_embeddings=spec["tie_word_embeddings"])
+    config = qwen_config(spec["text"], spec["vision"], ids, tie_word_embeddings=spec["tie_word_embeddings"])
     config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
     config.dtype = "bfloat16"  # as released; the plugin builds random weights in the dtype it is asked for
     config.save_pretrained(out)
-    _generation_config(ids).save_pretrained(out)
+    generation_config(ids).save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)
     return {
         "path": str(out),
@@ -279,9 +282,10 @@ def revision_of(path: str, *, revision: str | None = None, random_weights: bool 
     return f"{path}@{commit or revision or 'unresolved'}"
 
 
-def load_config(path: str, *, revision: str | None = None, local_files_only: bool = True):
+def load_config(path: str, *, revision: str | None = None, local_files_only: bool = True, hint: str = ""):
     """The Qwen2.5-VL configuration of a folder or hub id. A hub id missing from the local cache while
-    ``local_files_only`` is an ``OSError`` that names it and how to download it; another model type a ValueError."""
+    ``local_files_only`` is an ``OSError`` that names it and how to download it (then ``hint``); another model type
+    a ValueError."""
     from transformers import AutoConfig
 
     source = _source(path)
@@ -291,7 +295,7 @@ def load_config(path: str, *, revision: str | None = None, local_files_only: boo
         if local_folder(path) is None and local_files_only:
             raise OSError(
                 f"{source} is not in the local Hugging Face cache and local_files_only is true: "
-                f"download it first (hf download {source}) or pass local_files_only=false"
+                f"download it first (hf download {source}) or pass local_files_only=false{f' {hint}' if hint else ''}"
             ) from exc
         raise
     if config.model_type != "qwen2_5_vl":

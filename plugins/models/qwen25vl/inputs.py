@@ -159,9 +159,11 @@ def context_overflow(prompt_tokens: int, max_new_tokens: int, max_positions: int
 
 
 def encode_within_context(processor, prompts: list[Prompt], *, max_new_tokens: int, max_positions: int,
-                          device: str | None = None) -> Encoded:  # fmt: skip
-    """:func:`encode` the prompts, leaving out (with their error) those over the context length."""
-    inputs = encode(processor, prompts, device=device)
+                          device: str | None = None, encoder=None) -> Encoded:  # fmt: skip
+    """:func:`encode` the prompts (or ``encoder``, a function with :func:`encode`'s signature that adds to what it
+    returns: the GSM's geometry pads), leaving out (with their error) those over the context length."""
+    encoder = encoder or encode
+    inputs = encoder(processor, prompts, device=device)
     lengths = inputs["attention_mask"].sum(dim=1).tolist()
     errors = [context_overflow(n, max_new_tokens, max_positions) for n in lengths]
     overflow = [(p, error) for p, error in zip(prompts, errors) if error is not None]
@@ -170,5 +172,5 @@ def encode_within_context(processor, prompts: list[Prompt], *, max_new_tokens: i
     prompts = [p for p, error in zip(prompts, errors) if error is None]
     if not prompts:
         return Encoded([], None, [], overflow)
-    inputs = encode(processor, prompts, device=device)
+    inputs = encoder(processor, prompts, device=device)
     return Encoded(prompts, inputs, inputs["attention_mask"].sum(dim=1).tolist(), overflow)

@@ -170,15 +170,12 @@ class Qwen25VL(Model):
 
         options = self.options
         hub = {"revision": options.revision, "local_files_only": options.local_files_only}
-        config = checkpoints.load_config(options.path, **hub)
+        config = self._load_config(hub)
         processor = checkpoints.load_processor(options.path, **hub)
-        model, checkpoint_generation = checkpoints.load_model(
-            options.path, random_weights=options.random_weights, dtype=self.dtype_name, device=self.device,
-            attn_implementation=self.attn_implementation, **hub,
-        )  # fmt: skip
+        model, checkpoint_generation = self._load_model(hub)
         self._vision_attention = speed.patch_vision(model, options.vision_attention)
         if speed.compile_wanted(options.compile, self.device):
-            self._compiled = speed.compile_model(model)
+            self._compiled = self._compile(model)
         self._checkpoint_generation = checkpoint_generation.to_diff_dict()
         tokenizer = processor.tokenizer
         # only the token ids: the checkpoint's sampling defaults must not leak into greedy decoding
@@ -190,6 +187,21 @@ class Qwen25VL(Model):
         self._model, self._processor = model, processor
         self._revision = checkpoints.revision_of(options.path, revision=options.revision,
                                                  random_weights=options.random_weights, config=config)  # fmt: skip
+
+    def _load_config(self, hub: dict[str, Any]):
+        """The checkpoint's configuration (:func:`.checkpoints.load_config`)."""
+        return checkpoints.load_config(self.options.path, **hub)
+
+    def _load_model(self, hub: dict[str, Any]):
+        """``(model, the checkpoint's GenerationConfig)`` in this plugin's dtype, device and attention."""
+        return checkpoints.load_model(
+            self.options.path, random_weights=self.options.random_weights, dtype=self.dtype_name, device=self.device,
+            attn_implementation=self.attn_implementation, **hub,
+        )  # fmt: skip
+
+    def _compile(self, model) -> list[str]:
+        """Compile the model's prefill-sized modules (:func:`.speed.compile_model`); returns what was compiled."""
+        return speed.compile_model(model)
 
     def describe(self) -> dict[str, Any]:
         details: dict[str, Any] = {
@@ -237,9 +249,14 @@ class Qwen25VL(Model):
                                    max_pixels=self.options.max_pixels)  # fmt: skip
 
     def prepare(self, prompts: list[inputs.Prompt]):
-        """One processor call for prompts that share pixel limits (:func:`.inputs.encode`), preprocessing on
+        """One processor call for prompts that share pixel limits (:meth:`encode`), preprocessing on
         :attr:`preprocess_device`: the ``BatchFeature`` for ``generate``."""
-        return inputs.encode(self._processor, prompts, device=str(self.preprocess_device))
+        return self.encode(self._processor, prompts, device=str(self.preprocess_device))
+
+    def encode(self, processor, prompts: list[inputs.Prompt], *, device: str | None = None):
+        """The model inputs of prompts sharing pixel limits: :func:`.inputs.encode` (a model with other inputs,
+        such as the GSM's geometry pads, adds them here)."""
+        return inputs.encode(processor, prompts, device=device)
 
     # --- generation ---------------------------------------------------------------------------------------------------
 
@@ -295,7 +312,7 @@ class Qwen25VL(Model):
             encoded = inputs.encode_within_context(
                 self._processor, prompts, max_new_tokens=self._generation(prompts[0].prepared)["max_new_tokens"],
                 max_positions=self._model.config.text_config.max_position_embeddings,
-                device=str(self.preprocess_device),
+                device=str(self.preprocess_device), encoder=self.encode,
             )  # fmt: skip
         for prompt, error in encoded.overflow:
             responses[prompt.index] = Response(sample_id=prompt.prepared.request.sample_id, error=error)

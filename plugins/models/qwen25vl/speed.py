@@ -57,37 +57,40 @@ def patch_vision(model, mode: str) -> str:
     return patch_vision_attention(model, mode)
 
 
+def compile_for_prefill(module) -> None:
+    """Make ``module.forward`` a ``torch.compile``-d graph (dynamic shapes: no recompilation when the next batch has
+    another length) for inputs of at least :data:`COMPILE_MIN_TOKENS` tokens, eager below; if compilation fails
+    (no C compiler, no Triton) this and every later call run eagerly. Only for pure modules (no state)."""
+    import torch
+
+    eager = module.forward
+    compiled = [torch.compile(eager, dynamic=True)]  # one graph for every batch and video size
+
+    def forward(hidden_states, *args, **kwargs):
+        if compiled and hidden_states.numel() // hidden_states.shape[-1] >= COMPILE_MIN_TOKENS:
+            try:
+                return compiled[0](hidden_states, *args, **kwargs)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. no C compiler or Triton: these modules are pure, so
+                # the same call runs eagerly, and so does every later one
+                log.warning("torch.compile failed for %s (%s: %s); running it eagerly", type(module).__name__,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
+                compiled.clear()
+        return eager(hidden_states, *args, **kwargs)
+
+    module.forward = forward
+
+
 def compile_model(model) -> list[str]:
     """``torch.compile`` the parts of a Qwen2.5-VL whose time goes to pointwise kernels: every vision block (RMSNorm in
     float32, rotary embedding, SiLU, residuals over 46k patches a video) and each language-model layer's MLP and
-    norms, for inputs of at least :data:`COMPILE_MIN_TOKENS` tokens (prefills). Attention and the KV cache stay
-    eager. Measured on an H100 (``perf/profile_qwen_gpu.py``): the prefill of a 32-frame 560x1008 video from 0.72
-    to 0.48 s. The modules compile on first use, with dynamic shapes (no recompilation when the next batch has
-    another length); returns what was compiled."""
-    import torch
-
-    def compile_large(module):
-        eager = module.forward
-        compiled = [torch.compile(eager, dynamic=True)]  # one graph for every batch and video size
-
-        def forward(hidden_states, *args, **kwargs):
-            if compiled and hidden_states.numel() // hidden_states.shape[-1] >= COMPILE_MIN_TOKENS:
-                try:
-                    return compiled[0](hidden_states, *args, **kwargs)
-                except torch.cuda.OutOfMemoryError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - e.g. no C compiler or Triton: these modules are pure, so
-                    # the same call runs eagerly, and so does every later one
-                    log.warning("torch.compile failed for %s (%s: %s); running it eagerly", type(module).__name__,
-                                type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")  # fmt: skip
-                    compiled.clear()
-            return eager(hidden_states, *args, **kwargs)
-
-        module.forward = forward
-
+    norms, for inputs of at least :data:`COMPILE_MIN_TOKENS` tokens (prefills; :func:`compile_for_prefill`).
+    Attention and the KV cache stay eager. Measured on an H100 (``perf/profile_qwen_gpu.py``): the prefill of a
+    32-frame 560x1008 video from 0.72 to 0.48 s. The modules compile on first use; returns what was compiled."""
     for block in model.model.visual.blocks:
-        compile_large(block)
+        compile_for_prefill(block)
     for layer in model.model.language_model.layers:
         for module in (layer.mlp, layer.input_layernorm, layer.post_attention_layernorm):
-            compile_large(module)
+            compile_for_prefill(module)
     return ["vision blocks", "language-model MLPs and RMSNorms"]
