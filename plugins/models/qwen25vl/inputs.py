@@ -24,7 +24,11 @@ its samples' inputs with exactly the calls the ``qwen25vl`` plugin evaluates wit
    the limits); frames the decoder sized under the same limits with ``size_multiple = 28`` come out of it at their
    own size, and torchvision skips a resize to the same size, so their pixels are not touched twice.
 4. :func:`encode_within_context`: the context-length check: a prompt whose tokens plus the new tokens exceed the
-   model's positions gets an error message instead of inputs, and the rest are encoded again without it.
+   model's positions gets an error message instead of inputs, and the rest are encoded again without it. The plugin
+   caps the new tokens instead (``cap_new_tokens``, :func:`new_token_budget`): a prompt fails only when it fills
+   the context by itself, so a small model (the tiny checkpoint's 4096 positions) answers a benchmark that asks for
+   2048 new tokens after a 2,600-token video prompt, with fewer new tokens, as transformers' ``generate`` would
+   not do by itself.
 
 The pixel defaults are qwen-vl-utils' ``VIDEO_MIN_PIXELS`` / ``VIDEO_MAX_PIXELS`` (QwenLM/Qwen2.5-VL,
 ``qwen-vl-utils/src/qwen_vl_utils/vision_process.py``).
@@ -158,14 +162,23 @@ def context_overflow(prompt_tokens: int, max_new_tokens: int, max_positions: int
             f"{max_positions} positions")  # fmt: skip
 
 
+def new_token_budget(prompt_tokens: int, max_new_tokens: int, max_positions: int) -> int:
+    """How many new tokens a prompt may generate: ``max_new_tokens``, capped to the positions the prompt leaves free
+    (0 when it leaves none)."""
+    return max(0, min(max_new_tokens, max_positions - prompt_tokens))
+
+
 def encode_within_context(processor, prompts: list[Prompt], *, max_new_tokens: int, max_positions: int,
-                          device: str | None = None, encoder=None) -> Encoded:  # fmt: skip
+                          device: str | None = None, encoder=None,
+                          cap_new_tokens: bool = False) -> Encoded:  # fmt: skip
     """:func:`encode` the prompts (or ``encoder``, a function with :func:`encode`'s signature that adds to what it
-    returns: the GSM's geometry pads), leaving out (with their error) those over the context length."""
+    returns: the GSM's geometry pads), leaving out (with their error) those over the context length: those whose
+    tokens plus ``max_new_tokens`` exceed ``max_positions``, or with ``cap_new_tokens`` only those that leave no
+    position for a single new token (the others then generate at most :func:`new_token_budget` tokens)."""
     encoder = encoder or encode
     inputs = encoder(processor, prompts, device=device)
     lengths = inputs["attention_mask"].sum(dim=1).tolist()
-    errors = [context_overflow(n, max_new_tokens, max_positions) for n in lengths]
+    errors = [context_overflow(n, 1 if cap_new_tokens else max_new_tokens, max_positions) for n in lengths]
     overflow = [(p, error) for p, error in zip(prompts, errors) if error is not None]
     if not overflow:
         return Encoded(prompts, inputs, lengths)

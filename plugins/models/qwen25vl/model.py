@@ -306,13 +306,14 @@ class Qwen25VL(Model):
         return staged
 
     def _stage_chunk(self, prompts: list[inputs.Prompt], responses: list) -> tuple | None:
-        """(prompts, inputs on the device, prompt lengths) for prompts sharing decoding settings; a prompt over the
-        context length gets its error response instead (:func:`.inputs.encode_within_context`)."""
+        """(prompts, inputs on the device, prompt lengths) for prompts sharing decoding settings; a prompt that fills
+        the context by itself gets its error response instead (:func:`.inputs.encode_within_context`); the others
+        generate at most the new tokens the context leaves them (:meth:`_run`)."""
         with self._lock:
             encoded = inputs.encode_within_context(
                 self._processor, prompts, max_new_tokens=self._generation(prompts[0].prepared)["max_new_tokens"],
                 max_positions=self._model.config.text_config.max_position_embeddings,
-                device=str(self.preprocess_device), encoder=self.encode,
+                device=str(self.preprocess_device), encoder=self.encode, cap_new_tokens=True,
             )  # fmt: skip
         for prompt, error in encoded.overflow:
             responses[prompt.index] = Response(sample_id=prompt.prepared.request.sample_id, error=error)
@@ -338,20 +339,29 @@ class Qwen25VL(Model):
 
         model, tokenizer = self._model, self._processor.tokenizer
         generation = self._generation(prompts[0].prepared)
+        # each prompt generates at most the new tokens the context leaves it; the batch generates for the largest
+        # budget and each row is cut at its own (greedy decoding: the cut row is what it would have generated alone)
+        positions = model.config.text_config.max_position_embeddings
+        requested = generation["max_new_tokens"]
+        budgets = [inputs.new_token_budget(int(n), requested, positions) for n in lengths]
+        generation = {**generation, "max_new_tokens": max(budgets)}
         if prompts[0].sampled:
             torch.manual_seed(prompts[0].prepared.seed)
         start = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(**batch_inputs, **generation)
         seconds = (time.perf_counter() - start) / len(prompts)
-        new_tokens = output[:, batch_inputs["input_ids"].shape[1] :]
+        new_tokens = [row[:budget] for row, budget in zip(output[:, batch_inputs["input_ids"].shape[1] :].tolist(),
+                                                           budgets)]  # fmt: skip
         with self._lock:  # the staging thread may be tokenising with the same tokenizer
             texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         pad = model.generation_config.pad_token_id
         responses = []
-        for i, (prompt, text, row) in enumerate(zip(prompts, texts, new_tokens.tolist())):
+        for i, (prompt, text, row) in enumerate(zip(prompts, texts, new_tokens)):
             ids = [t for t in row if t != pad]  # rows that ended early are padded
             usage = {"prompt_tokens": int(lengths[i]), "completion_tokens": len(ids), "output_ids": ids}
+            if budgets[i] < requested:  # the context left fewer new tokens than asked for
+                usage["max_new_tokens"] = budgets[i]
             responses.append(Response(sample_id=prompt.prepared.request.sample_id, text=text.strip(), usage=usage,
                                       seconds=round(seconds, 4)))  # fmt: skip
         return responses

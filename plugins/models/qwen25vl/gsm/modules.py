@@ -39,8 +39,8 @@ from torch import nn
 from .patches import renormalise, split_frames
 from .settings import CLIP_MEAN, CLIP_MEAN_ORIGINAL, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, GSMSettings
 
-#: Frames per encoder call (bounds the encoder's activations; a 32-frame video at 560x1008 is one call).
-ENCODER_FRAMES_PER_CALL = 128
+#: Frames per encoder call (bounds the encoder's activations): a batch of 8 DSR videos (32 frames at 560x1008) is one.
+ENCODER_FRAMES_PER_CALL = 256
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -176,14 +176,20 @@ class GeometrySelection(nn.Module):
                 out[i] = part
         return out
 
-    def geometry(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
-        """One geometry feature per merged visual token, (t * h/2 * w/2, hidden), for each image or video."""
+    def regroup(self, features: list[torch.Tensor], grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        """Each input's patch features (tp*t, h*w, C) as Qwen's merged tokens (t * h/m * w/m, tp*m*m*C): token
+        ``(t, y, x)`` holds frames ``tp*t ...``, patches ``(m*y + i, m*x + j)``, in the order (frame, i, j, C)."""
         merged = []
-        for features, (t, h, w) in zip(self.encode(self.frames(pixel_values, grid_thw)), grid_thw.tolist()):
-            m, tp = self.merge_size, self.temporal_patch_size
-            # (tp*t, h*w, C) -> (t, h/m, w/m, [tp, m, m, C]): Qwen's merged-token order, 8*C values each
-            x = features.view(t, tp, h // m, m, w // m, m, -1).permute(0, 2, 4, 1, 3, 5, 6)
+        m, tp = self.merge_size, self.temporal_patch_size
+        for stack, (t, h, w) in zip(features, grid_thw.tolist()):
+            x = stack.view(t, tp, h // m, m, w // m, m, -1).permute(0, 2, 4, 1, 3, 5, 6)
             merged.append(x.reshape(t * (h // m) * (w // m), -1))
+        return merged
+
+    def geometry(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> list[torch.Tensor]:
+        """One geometry feature per merged visual token, (t * h/2 * w/2, hidden), for each image or video (the
+        merger runs once over all of them)."""
+        merged = self.regroup(self.encode(self.frames(pixel_values, grid_thw)), grid_thw)
         out = self.spatial_merger(torch.cat(merged))
         return list(out.split([x.shape[0] for x in merged]))
 
