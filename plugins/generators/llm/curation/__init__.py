@@ -1,0 +1,1 @@
+"""The ``curate`` generator: inputs, attached video, reply parsing and the plugin (:mod:`.generator`)."""

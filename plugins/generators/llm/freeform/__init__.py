@@ -1,0 +1,1 @@
+"""The ``freeform-qa`` generator: trajectories, validation, output tables and the plugin (:mod:`.generator`)."""
