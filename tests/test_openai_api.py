@@ -554,3 +554,44 @@ def test_judge_needs_a_benchmark_with_a_judge_prompt(host, server, monkeypatch):
     with pytest.raises(PluginError, match="defines no judge prompt"):
         judge.judge(benchmark, [(sample, SimpleNamespace(response="The answer is (A)."))])
     assert server.requests == []
+
+
+def test_judge_failures_are_errors_of_their_samples_and_rescore_retries_them(quiz_host, judged_run, server,
+                                                                             monkeypatch):  # fmt: skip
+    """Issue 17 repro: when the judge failed (HTTP 500 after retries, timeout, non-JSON or empty reply) the answer was
+    scored as wrong with ``n_errors 0``. A judge failure is an error of that sample (status ``error``, counted in
+    ``n_errors``, its reason in ``error_reasons``; like every error it still counts as wrong in the accuracy), a
+    verdict without a valid answer (q4) stays a wrong answer, and ``rescore`` asks the judge again."""
+    _, folder = judged_run
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    failing = {"q0": Status(500), "q1": Hang(3.0), "q3": Content(""), "q5": Raw(b"<html>bad gateway</html>")}
+
+    def responder(body):
+        sample = re.search(r"Sample: (\w+)", body["messages"][-1]["content"]).group(1)
+        return failing.get(sample) or judge_responder(body)
+
+    server.responder = responder
+    options = {"base_url": server.url, "model": "judge-failures", "max_retries": 1, "backoff": 0.01, "timeout": 0.5}
+    judge = quiz_host.create("judges", "openai-judge", options)
+    first = rescore(quiz_host, folder, judge)
+    scores = {s["sample_id"]: s for s in lines(folder / "scores.jsonl")}
+    errors = {sid for sid, s in scores.items() if s["status"] == "error"}
+    assert errors == {"q0", "q1", "q2", "q3", "q5"} and first.n_errors == 5  # q2: prose where JSON was asked for
+    assert scores["q4"]["status"] == "ok" and scores["q4"]["correct"] == 0.0  # a verdict without a valid answer
+    assert all(scores[sid]["error"].startswith("judge failed: ") for sid in errors)
+    assert "HTTP 500" in scores["q0"]["error"] and scores["q0"]["extraction"]["error"]
+    assert sum(first.error_reasons.values()) == 5 and all(r.startswith("judge failed: ") for r in first.error_reasons)
+    assert first.metrics["accuracy"].value == 0.0  # q0 (gold A, "(A)") would be correct: an error counts as wrong
+    assert files_containing(folder, SECRET) == []
+
+    failing.clear()  # the judge works again: a rescore asks it for the failed samples only (good replies are cached)
+    asked_before = len(server.requests)
+    second = rescore(quiz_host, folder, judge)
+    asked = {re.search(r"Sample: (\w+)", r.body["messages"][-1]["content"]).group(1)
+             for r in server.requests[asked_before:]}  # fmt: skip
+    assert asked == {"q0", "q1", "q2", "q3", "q5"}
+    assert second.n_errors == 1 and list(second.error_reasons) == [
+        "judge failed: openai-judge: structured output was requested but the reply is not JSON: 'The model "
+        "answered A, which is correct.'"
+    ]  # fmt: skip
+    assert second.metrics["accuracy"].value == pytest.approx(100 / 6)  # q0 judged correct now

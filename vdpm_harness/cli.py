@@ -16,10 +16,19 @@ from rich.table import Table
 from . import __version__
 from .config import ConfigError, build_config, judge_options
 from .plugins import KINDS, PluginError, get_host
+from .summary import report_errors, score_text
 
 console = Console(stderr=True)
 KIND_ALIASES = {"benches": "benchmarks", "bench": "benchmarks", "model": "models", "generator": "generators",
                 "judge": "judges", "reporter": "reporters"}  # fmt: skip
+
+
+#: ``--max-error-rate``: of ``run``, ``rescore`` and ``leaderboard``.
+MAX_ERROR_RATE = click.option(
+    "--max-error-rate", type=click.FloatRange(0, 1),
+    help="A pair with a larger share of errors is marked failed on the leaderboard (default 0.5); one without a "
+    "successful sample always is.",
+)  # fmt: skip
 
 
 def fail(message: str, code: int = 2):
@@ -97,15 +106,22 @@ def list_(kind: str, as_json: bool):
 @click.option(
     "--video-backend", type=click.Choice(["pyav", "decord"]), help="Video decoder (default: the fastest installed)."
 )
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Leaderboard label (results folder name) of the model: LABEL, or MODEL:LABEL with several models.",
+)
+@MAX_ERROR_RATE
 def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_arg, bench_arg, decode_workers,
-        video_backend):  # fmt: skip
+        video_backend, labels, max_error_rate):  # fmt: skip
     """Evaluate models on benchmarks and update the leaderboard. Rerunning the same command resumes."""
     from .pipeline import Runner
 
     try:
         config = build_config(
             config_file, models, benches, model_arg, bench_arg, judge_arg, limit=limit, out=out, seed=seed, judge=judge,
-            decode_workers=decode_workers, video_backend=video_backend,
+            decode_workers=decode_workers, video_backend=video_backend, labels=labels, max_error_rate=max_error_rate,
         )  # fmt: skip
         runner = Runner(config, get_host(), console)
         outcomes = runner.run()
@@ -119,14 +135,15 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
             table.add_row(o.label, o.benchmark, "[red]failed[/red]", "", "", "", "", "")
             continue
         result = o.result
-        score = f"{result.metrics[result.primary].value:.1f} {result.primary}"
+        score = score_text(result, config.max_error_rate)
         unparsed = f"{result.unparsed_rate:.1%}" if result.unparsed_rate is not None else "-"
         new = str(o.counts["ok"] + o.counts["error"])
         table.add_row(o.label, o.benchmark, score, str(result.n_samples), str(result.n_errors), unparsed, new,
                       str(o.counts["reused"]))  # fmt: skip
     Console().print(table)
+    unsuccessful = report_errors(console, [o.result for o in outcomes if o.result is not None], runner.secrets)
     print(f"results in {config.out}", file=sys.stderr)
-    if any(o.result is None for o in outcomes):
+    if any(o.result is None for o in outcomes) or unsuccessful:
         sys.exit(1)
 
 
@@ -136,7 +153,8 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
 @click.option("--judge-arg", multiple=True, help="Judge option key=value (repeatable).")
 @click.option("--results", "results_dir", type=click.Path(file_okay=False),
               help="Results folder whose leaderboard to regenerate (default: two levels above each pair).")  # fmt: skip
-def rescore(run_dir, judge, judge_arg, results_dir):
+@MAX_ERROR_RATE
+def rescore(run_dir, judge, judge_arg, results_dir, max_error_rate):
     """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
     from .pipeline import pair_folders, write_leaderboard
     from .pipeline import rescore as rescore_pair
@@ -145,7 +163,7 @@ def rescore(run_dir, judge, judge_arg, results_dir):
     folders = pair_folders(Path(run_dir))
     if not folders:
         fail(f"no run.json under {run_dir}: not a vdpm-harness results folder")
-    roots = set()
+    roots, unsuccessful = set(), []
     try:
         judge_plugin = host.create("judges", judge, judge_options(judge_arg)) if judge else None
         for folder in folders:
@@ -154,23 +172,27 @@ def rescore(run_dir, judge, judge_arg, results_dir):
             click.echo(
                 f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})"
             )
+            unsuccessful += report_errors(console, [result])
             roots.add(Path(results_dir) if results_dir else folder.parent.parent)
     except PluginError as exc:
         fail(str(exc))
     for root in sorted(roots):
-        for path in write_leaderboard(host, root):
+        for path in write_leaderboard(host, root, max_error_rate=max_error_rate):
             console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    if unsuccessful:
+        sys.exit(1)
 
 
 @cli.command()
 @click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False))
-def leaderboard(results_dir):
+@MAX_ERROR_RATE
+def leaderboard(results_dir, max_error_rate):
     """Regenerate the leaderboard (markdown, xlsx, ...) from every results.json under a results folder."""
     from .pipeline import write_leaderboard
 
     if not Path(results_dir).is_dir():
         fail(f"results folder not found: {results_dir}")
-    for path in write_leaderboard(get_host(), Path(results_dir)):
+    for path in write_leaderboard(get_host(), Path(results_dir), max_error_rate=max_error_rate):
         click.echo(f"wrote {path}")
 
 
@@ -211,9 +233,9 @@ def audit(bench, bench_arg, train_bench, train_bench_arg, models, model_arg, out
 
 
 def _benchmark(name: str, bench_args: tuple[str, ...], data_dir: str | None = None):
-    from .config import parse_assignments
+    from .config import command_line_options
 
-    options = {key: value for _, key, value in parse_assignments(bench_args, "--bench-arg")}
+    options = command_line_options(bench_args, "--bench-arg")
     if data_dir:
         options["data_dir"] = data_dir
     return get_host().create("benchmarks", name, options)
@@ -230,9 +252,12 @@ def data():
 @click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
 def pull(bench, to, bench_arg):
     """Download BENCH's data into a folder; then pass it as --bench-arg data_dir=FOLDER."""
+    from .progress import watching_folder
+
     benchmark = _benchmark(bench, bench_arg, data_dir=to)
     try:
-        benchmark.pull(Path(to))
+        with watching_folder(console, f"{benchmark.id}: downloading into {to}", Path(to)):
+            benchmark.pull(Path(to))
     except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
         fail(f"{benchmark.id}: download failed: {exc}")
     problems = benchmark.verify()
@@ -266,17 +291,22 @@ def verify(bench, data_dir, bench_arg):
 def import_(bench, path, out, judge, judge_arg, bench_arg):
     """Import another harness's or a paper's output files for BENCH as runs, score them, update the leaderboard."""
     from .pipeline import import_runs, write_leaderboard
+    from .progress import stepping
 
     try:
         judge_plugin = get_host().create("judges", judge, judge_options(judge_arg)) if judge else None
-        results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge_plugin)
+        with stepping(console, f"import {path}") as step:
+            results = import_runs(get_host(), _benchmark(bench, bench_arg), Path(path), Path(out), judge_plugin, step)
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
         fail(f"import of {path} failed: {exc}")
     for result in results:
         metric = result.metrics[result.primary]
         click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})")
+    unsuccessful = report_errors(console, results)
     for written in write_leaderboard(get_host(), Path(out)):
         console.print(f"wrote {written}", soft_wrap=True, highlight=False)
+    if unsuccessful:
+        sys.exit(1)
 
 
 # --- data generation -------------------------------------------------------------------------------------------------

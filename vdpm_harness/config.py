@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
+from .leaderboard import DEFAULT_MAX_ERROR_RATE
 from .records import FramePolicy, Strict
 
 try:  # Python 3.11+
@@ -89,6 +90,8 @@ class RunConfig(Strict):
     prefetch: int = Field(default=8, ge=1)
     video_backend: str | None = None
     retry_errors: bool = True
+    #: A pair with a larger share of errors is marked failed on the leaderboard (as is one without a success).
+    max_error_rate: float = Field(default=DEFAULT_MAX_ERROR_RATE, ge=0, le=1)
 
     @field_validator("models", "benches", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,15 +159,26 @@ def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: Fram
     infos: dict[str, Any] = {}
     items = []
     for sample in samples:
-        request = with_frames(benchmark.build_request(sample), frames)
+        try:
+            request = with_frames(benchmark.build_request(sample), frames)
+        except Exception as exc:  # noqa: BLE001 - one sample the benchmark cannot ask is that sample's error
+            request = Request(sample_id=sample.sample_id, messages=[])
+            key = result_key(fingerprint, benchmark.id, benchmark.version, sample.sample_id, "unbuilt", None,
+                             request.generation)  # fmt: skip
+            error = f"the benchmark could not build the request: {_named(exc)}"
+            items.append(WorkItem(sample, request, key, None, error))
+            continue
         if model.blind:
             request = text_only(request)
         indices: list[list[int]] | None = []
-        error = None
+        error = choice_problem(sample, request)
         for part in request.video_parts():
             if part.frames.blind:
                 indices.append([])
                 continue
+            if error is not None:
+                indices = None
+                break
             try:
                 if part.video not in infos:
                     infos[part.video] = probe(part.video)
@@ -181,6 +192,20 @@ def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: Fram
         )  # fmt: skip
         items.append(WorkItem(sample, request, key, indices, error))
     return items
+
+
+def choice_problem(sample: Sample, request: Request) -> str | None:
+    """Why a multiple-choice request cannot be asked, naming the sample, or ``None``: answer choices must be distinct,
+    and single-character ones letters or digits, so a question with more than 26 options (lettered past Z as
+    ``[ \\ ] ^``) is refused."""
+    odd = [choice for choice in request.choices if len(choice) == 1 and not choice.isalnum()]
+    if odd:
+        return (f"sample {sample.sample_id} has {len(request.choices)} options, but answer letters run from A to Z: "
+                f"at most 26 options can be asked (the letters past Z would be {' '.join(odd)})")  # fmt: skip
+    repeated = sorted({choice for choice in request.choices if request.choices.count(choice) > 1})
+    if repeated:
+        return f"sample {sample.sample_id} repeats the answer choices {', '.join(repeated)}"
+    return None
 
 
 class Inference:
@@ -374,7 +399,9 @@ def score_predictions(
     predictions: dict[str, Prediction],
     judge: Judge | None = None,
 ) -> list[Score]:
-    """Extract and score the prediction of every sample (by sample id). A sample without one is an error."""
+    """Extract and score the prediction of every sample (by sample id). A sample without one is an error; so is a
+    sample whose extraction or scoring raises (the others are scored), and one the judge gave no verdict for
+    (``Extraction.error``: an error of the sample, not a wrong answer; ``rescore`` asks the judge again)."""
     scores: dict[str, Score] = {}
     to_judge: list[tuple[Sample, Prediction]] = []
     for sample in samples:
@@ -388,9 +415,12 @@ def score_predictions(
         elif judge is not None:
             to_judge.append((sample, prediction))
         else:
-            scores[sample.sample_id] = _score_one(
-                benchmark, sample, prediction, benchmark.extract(sample, prediction.response)
-            )
+            try:
+                extraction = benchmark.extract(sample, prediction.response)
+            except Exception as exc:  # noqa: BLE001 - one response the rules cannot read is that sample's error
+                scores[sample.sample_id] = _score_error(sample, prediction, f"extraction failed: {_named(exc)}")
+                continue
+            scores[sample.sample_id] = _score_one(benchmark, sample, prediction, extraction)
     if to_judge:
         extractions = judge.judge(benchmark, to_judge)
         for (sample, prediction), extraction in zip(to_judge, extractions, strict=True):
@@ -398,8 +428,25 @@ def score_predictions(
     return [scores[s.sample_id] for s in samples]
 
 
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _score_error(sample: Sample, prediction: Prediction, error: str, extraction=None) -> Score:
+    """The score of a sample that has a response but could not be scored (the response and extraction are kept)."""
+    return Score(
+        sample_id=sample.sample_id, video_id=sample.video_id, category=sample.category, status="error",
+        correct=None, extraction=extraction, gold=sample.answer, response=prediction.response, error=error,
+    )  # fmt: skip
+
+
 def _score_one(benchmark: Benchmark, sample: Sample, prediction: Prediction, extraction) -> Score:
-    correct, metrics = benchmark.score(sample, extraction)
+    if extraction.error is not None:  # the judge gave no verdict
+        return _score_error(sample, prediction, f"judge failed: {extraction.error}", extraction)
+    try:
+        correct, metrics = benchmark.score(sample, extraction)
+    except Exception as exc:  # noqa: BLE001 - one sample the benchmark cannot score is that sample's error
+        return _score_error(sample, prediction, f"scoring failed: {_named(exc)}", extraction)
     return Score(
         sample_id=sample.sample_id, video_id=sample.video_id, category=sample.category, status="ok",
         correct=correct, metrics=metrics, extraction=extraction, gold=sample.answer, response=prediction.response,
@@ -407,7 +454,7 @@ def _score_one(benchmark: Benchmark, sample: Sample, prediction: Prediction, ext
 
 
 def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: RunRecord) -> BenchmarkResult:
-    from .stats import unparsed_rate
+    from .stats import error_reasons, unparsed_rate
 
     metrics, categories = benchmark.aggregate(scores)
     methods = sorted({s.extraction.method for s in scores if s.extraction is not None})
@@ -424,6 +471,7 @@ def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: RunRec
         category_order=order,
         n_samples=len(scores),
         n_errors=sum(s.status == "error" for s in scores),
+        error_reasons=error_reasons(scores),
         unparsed_rate=unparsed_rate(scores),
         scoring=",".join(methods) or "none",
         run=run,
@@ -452,11 +500,14 @@ def current_predictions(store: PredictionStore, items: list[WorkItem]) -> dict[s
 # --- phase 4: report -------------------------------------------------------------------------------------------------
 
 
-def write_leaderboard(host: Host, out_dir: Path, reporters: list[str] | None = None) -> list[Path]:
-    """Regenerate every reporter's view of all results under ``out_dir``."""
-    from .leaderboard import collect
+def write_leaderboard(
+    host: Host, out_dir: Path, reporters: list[str] | None = None, max_error_rate: float | None = None
+) -> list[Path]:
+    """Regenerate every reporter's view of all results under ``out_dir``; a pair with more than ``max_error_rate``
+    errors (default :data:`~vdpm_harness.leaderboard.DEFAULT_MAX_ERROR_RATE`) or none successful is marked failed."""
+    from .leaderboard import DEFAULT_MAX_ERROR_RATE, collect
 
-    board = collect(out_dir)
+    board = collect(out_dir, DEFAULT_MAX_ERROR_RATE if max_error_rate is None else max_error_rate)
     written = []
     names = reporters if reporters is not None else [entry.id for entry in host.registry("reporters")]
     for name in names:
@@ -565,7 +616,7 @@ class Runner:
         results = [o.result for o in outcomes if o.result is not None]
         if self.dist.is_main:
             if results:
-                for path in write_leaderboard(self.host, self.out):
+                for path in write_leaderboard(self.host, self.out, max_error_rate=self.config.max_error_rate):
                     self.console.print(f"wrote {path}", soft_wrap=True, highlight=False)
             self.host.pm.hook.run_finished(results=results, out_dir=self.out)
         self.dist.close()
@@ -659,17 +710,23 @@ def rescore(host: Host, folder: Path, judge: Judge | str | None = None) -> Bench
 
 
 def import_runs(
-    host: Host, benchmark: Benchmark, path: Path, out: Path, judge: Judge | str | None = None
-) -> list[BenchmarkResult]:
+    host: Host, benchmark: Benchmark, path: Path, out: Path, judge: Judge | str | None = None,
+    progress: Callable[[str], Any] | None = None,
+) -> list[BenchmarkResult]:  # fmt: skip
     """Turn external output files into harness runs (one pair folder per imported model), then score them.
 
     Importing the same file twice adds nothing: each response is keyed by the file's label and the sample id.
-    Only the samples present in the file are scored.
+    Only the samples present in the file are scored. ``progress`` is told each step in words (the console's display
+    of ``vdpm-harness import``).
     """
+    progress = progress or (lambda step: None)
     judge = resolve_judge(host, judge)
+    progress(f"reading the samples of {benchmark.id}")
     known = {s.sample_id: s for s in benchmark.samples()}
     results = []
+    progress(f"reading {path}")
     for imported in benchmark.import_predictions(path):
+        progress(f"run {len(results) + 1}, {imported.label}: storing {len(imported.responses)} responses")
         unknown = [r.sample_id for r in imported.responses if r.sample_id not in known]
         if unknown:
             raise ValueError(
@@ -712,5 +769,8 @@ def import_runs(
         store.append(new)
         predictions = {p.sample_id: p for p in store.load().values()}
         samples = [known[r.sample_id] for r in imported.responses]
+        progress(f"run {len(results) + 1}, {imported.label}: scoring {len(samples)} samples"
+                 + (f" with {judge.id}" if judge else ""))  # fmt: skip
         results.append(finish_pair(host, benchmark, imported.label, folder, samples, predictions, run, judge))
+    progress(f"{len(results)} runs imported")
     return results

@@ -217,12 +217,18 @@ class Prediction(Record):
 
 
 class Extraction(Strict):
-    """The answer read out of a response, and how: ``method`` is a rule id (``rules:<name>``) or a judge id."""
+    """The answer read out of a response, and how: ``method`` is a rule id (``rules:<name>``) or a judge id.
+
+    ``error`` is set when a judge failed to give a verdict at all (an HTTP error after its retries, a timeout, a reply
+    that is empty or not the JSON asked for): the sample is then an error of the run (``Score.status == "error"``,
+    counted in ``n_errors``), not a wrong answer, and ``rescore`` asks the judge again. A verdict that the benchmark
+    reads as no valid answer is ``parsed=False`` without ``error``: a wrong answer."""
 
     answer: Any = None
     parsed: bool
     method: str
     detail: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
 
 
 class Score(Record):
@@ -295,4 +301,7 @@ class BenchmarkResult(Record):
     n_errors: int
     unparsed_rate: float | None = None
     scoring: str
+    #: The most frequent reasons of the errors (model, video, benchmark or judge failures), each with its count,
+    #: most frequent first (:func:`vdpm_harness.stats.error_reasons`; secrets are redacted when errors are recorded).
+    error_reasons: dict[str, int] = Field(default_factory=dict)
     run: RunRecord | None = None

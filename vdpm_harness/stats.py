@@ -24,6 +24,8 @@ Intervals (:func:`clustered_mean`):
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from statistics import NormalDist
 
@@ -184,3 +186,31 @@ def unparsed_rate(scores: list[Score]) -> float:
         raise ValueError("no scores to summarize")
     unparsed = sum(1 for s in scores if s.status == "error" or s.extraction is None or not s.extraction.parsed)
     return unparsed / len(scores)
+
+
+#: A file path in an error message: absolute (``/data/v1.mp4``, ``C:\\data\\v1.mp4``) or relative with a file
+#: extension (``data/v1.mp4``); not a sample id such as ``real/validation_3`` nor a URL's path. One cause on many files
+#: counts as one reason.
+_PATH = re.compile(
+    r"(?<![\w.:/\\])(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\":,;()]+)+[\\/]?"
+    r"|(?<![\w.:/\\-])[\w.~\-]+(?:[\\/][\w.\- ]*[\w.\-])*[\\/][\w\-][\w.\-]*\.[A-Za-z0-9]{1,5}\b"
+)
+#: Numbers of four digits or more (token counts, sizes, ids) in an error message; shorter ones (``HTTP 500``) stay.
+_LONG_NUMBER = re.compile(r"\b\d{4,}\b")
+#: The longest reason kept.
+REASON_LENGTH = 200
+
+
+def error_reason(message: str | None) -> str:
+    """An error message reduced to its reason: the first line, file paths as ``<path>``, numbers of four or more
+    digits as ``N``, at most :data:`REASON_LENGTH` characters."""
+    lines = (message or "").strip().splitlines()
+    reason = _LONG_NUMBER.sub("N", _PATH.sub("<path>", lines[0] if lines else "")) or "unknown error"
+    return reason if len(reason) <= REASON_LENGTH else reason[: REASON_LENGTH - 1] + "…"
+
+
+def error_reasons(scores: list[Score], top: int = 5) -> dict[str, int]:
+    """The ``top`` most frequent reasons (:func:`error_reason`) of the samples that are errors, with their counts,
+    most frequent first (ties in order of first appearance)."""
+    counts = Counter(error_reason(s.error) for s in scores if s.status == "error")
+    return dict(counts.most_common(top))

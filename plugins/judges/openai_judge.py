@@ -12,9 +12,13 @@ covers the reasoning tokens too). Because the judge samples at temperature 1, a 
 differently; the cache keeps a rescore stable.
 
 Every extraction carries ``method = judge:openai-judge@<version>`` and, in ``detail``, the requested judge model
-(``judge_model``), the model id the server reported (``served_model``), the raw reply and its token usage. A call that
-still fails after its retries is recorded as unparsed with ``detail["error"]`` (it counts as wrong), never answered
-by rules instead; a missing API key stops the scoring before anything is sent.
+(``judge_model``), the model id the server reported (``served_model``), the raw reply and its token usage. A judge
+failure, i.e. a call that still fails after its retries (an HTTP error, a timeout), a reply that is empty or not the
+JSON its schema asked for, a reply the benchmark's reader raises on, or a prompt the benchmark cannot build for
+that sample, gives no verdict: the extraction carries ``error`` (and ``detail["error"]``), so the sample is an
+error of the run (counted in ``n_errors`` and among its reasons), never a wrong answer nor answered by rules
+instead, and ``rescore`` asks again (failed replies are not cached). A missing API key stops the scoring before
+anything is sent.
 
 Options come from ``--judge-arg key=value`` (``run``, ``rescore`` and ``import``) or ``judge_options`` in a run
 config; the key comes from ``OPENAI_API_KEY`` or the variable named by ``api_key_env``::
@@ -85,24 +89,38 @@ class OpenAIJudge(Judge):
             body["response_format"] = {"type": "json_schema", "json_schema": json_schema_format(prompt.response_schema)}
         return body
 
+    def failure(self, error: str, detail: dict[str, Any] | None = None) -> Extraction:
+        """The extraction of a sample the judge gave no verdict for (see the module docstring)."""
+        return Extraction(parsed=False, method=self.tag, detail={**(detail or {}), "error": error}, error=error)
+
     def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
-        try:
-            prompts = [benchmark.judge_prompt(sample, prediction.response or "") for sample, prediction in items]
-        except NotImplementedError as exc:
-            raise PluginError(f"judge '{self.id}' cannot score {benchmark.id}: {exc}") from exc
+        prompts: list[JudgePrompt | str] = []  # a prompt, or why the benchmark could not build it
+        for sample, prediction in items:
+            try:
+                prompts.append(benchmark.judge_prompt(sample, prediction.response or ""))
+            except NotImplementedError as exc:
+                raise PluginError(f"judge '{self.id}' cannot score {benchmark.id}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - one sample's prompt failing is that sample's judge failure
+                prompts.append(f"judge_prompt failed: {type(exc).__name__}: {exc}")
+        sent = [prompt for prompt in prompts if isinstance(prompt, JudgePrompt)]
         with ChatClient(self.id or "openai-judge", self.options) as client:
-            replies = client.complete_many([self.payload(prompt) for prompt in prompts])
+            answered = iter(client.complete_many([self.payload(prompt) for prompt in sent]))
         extractions = []
-        for (sample, _), reply in zip(items, replies):
+        for (sample, _), prompt in zip(items, prompts):
+            if isinstance(prompt, str):
+                extractions.append(self.failure(prompt, {"judge_model": self.options.model}))
+                continue
+            reply = next(answered)
             detail = {"judge_model": self.options.model, "served_model": reply.model, "usage": reply.usage}
             if reply.error is not None:
-                extractions.append(Extraction(parsed=False, method=self.tag, detail={**detail, "error": reply.error}))
+                extractions.append(self.failure(reply.error, detail))
                 continue
             try:
                 parsed = benchmark.parse_judgement(sample, reply.text)
-            except Exception as exc:  # noqa: BLE001 - a reply the benchmark cannot read is unparsed, not a crash
-                error = f"parse_judgement failed: {type(exc).__name__}: {exc}"
-                parsed = Extraction(parsed=False, method=self.tag, detail={"error": error})
+            except Exception as exc:  # noqa: BLE001 - a reply the benchmark cannot read is no verdict, not a crash
+                extractions.append(self.failure(f"parse_judgement failed: {type(exc).__name__}: {exc}",
+                                                {**detail, "reply": reply.text}))  # fmt: skip
+                continue
             detail = {**parsed.detail, **detail, "reply": reply.text}
             extractions.append(parsed.model_copy(update={"method": self.tag, "detail": detail}))
         return extractions
