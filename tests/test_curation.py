@@ -333,6 +333,17 @@ def test_a_persisting_outage_fails_the_batch_and_the_rerun_finishes_it(tmp_path,
     assert stats["kept"] == 1 and stats["failed_batches"] == 0
 
 
+def test_credentials_in_the_endpoint_url_are_never_written(tmp_path, server):
+    captions = write_captions(tmp_path / "koala.csv", ["v1"])
+    server.enqueue(Status(400, {"error": {"message": "bad request"}}))
+    url = server.url.replace("http://", "http://user:pw-9f8e7d6c@")
+    generator = Curate({"base_url": url, "api_key": SECRET, "captions": str(captions), **FAST})
+    generator.run(tmp_path / "out")
+    [record] = lines(tmp_path / "out" / "curation.jsonl")
+    assert record["reason"] == "caption_motion_refused" and "http://***@127.0.0.1" in record["detail"]
+    assert not [p for p in (tmp_path / "out").iterdir() if b"pw-9f8e7d6c" in p.read_bytes()]
+
+
 def test_a_timeout_is_a_transient_failure(tmp_path, server):
     captions = write_captions(tmp_path / "koala.csv", ["v1"])
     server.enqueue(Hang(2.0, "yes"))

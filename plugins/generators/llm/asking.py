@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 
@@ -80,6 +81,14 @@ def request_hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part (errors name the endpoint; they must not name its credentials)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def classify(error: str) -> str:
     """``transient``, ``refused`` or ``garbage`` (a 200 reply without usable content) for a client error message."""
     if TRANSIENT_STATUS.search(error) or any(word in error for word in TRANSIENT_WORDS):
@@ -100,6 +109,7 @@ class Asker:
         self.system = options.system_prompt if options.system_prompt is not None else system
         self.first = ChatClient(name, options)
         self.again = ChatClient(name, options.model_copy(update={"cache": False})) if options.cache else self.first
+        self.base_url = self.first.base_url
         self.usage: Counter = Counter()  # this run: requests, tokens and cost, for the progress line
         self._lock = threading.Lock()
 
@@ -122,6 +132,8 @@ class Asker:
         outcome = Outcome("unparseable", request_sha256=request_hash(payload))
         for attempt in range(1 + self.options.parse_retries):
             reply = (self.first if attempt == 0 else self.again).complete(payload)
+            if reply.error is not None:
+                reply.error = reply.error.replace(self.base_url, without_credentials(self.base_url))
             entry = {"reply": reply.text, "error": reply.error, "problem": None, **self.tokens(reply.usage)}
             outcome.attempts.append(entry)
             self.count(reply.usage)

@@ -193,7 +193,7 @@ class FreeformQA(BatchedLLMGenerator):
         for record in records:
             if record["skipped"]:
                 continue
-            originals[record["video_id"]] = []
+            originals.setdefault(record["video_id"], [])  # two tracks of one video share its entry
             for number, attempt in enumerate(record["attempts"]):
                 where = {"video": record["video"], "video_id": record["video_id"], "track": record["track"],
                          "attempt": number}  # fmt: skip
