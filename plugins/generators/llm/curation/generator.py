@@ -1,6 +1,6 @@
 """The ``curate`` generator: the DSR Suite's three curation steps on any OpenAI-compatible endpoint, resumable.
 
-Per video, in order, each step only when the previous one kept it (TencentARC/DSR_Suite; arXiv 2512.20557 §3.1):
+Per video, in order, each step only when the previous one kept it (TencentARC/DSR_Suite; arXiv 2512.20557):
 
 1. **caption motion filter** (``data/deepseek_motion.py``): does the caption describe at least three subjects whose
    world coordinates change substantially? (``caption_motion`` prompt, DeepSeek-R1 in the original);
@@ -18,8 +18,8 @@ Outputs in ``--out``:
 
 * ``manifest.json``: the kept videos with their file, category, agent and object classes (the detector phrases) and
   caption; the rejected ones with the reason (a code) and its detail; the prompts with their sha256;
-* ``curation.jsonl``: one record per video (the form the DSR Suite's D4 fix asks for): every step's outcome with each
-  attempt's reply, parse problem, tokens and price, and the request's sha256;
+* ``curation.jsonl``: one record per video (in place of the original's overlapping part files): every step's
+  outcome with each attempt's reply, parse problem, tokens and price, and the request's sha256;
 * ``dynamic_videos.json`` (the kept ids, the list the original's QA generators read) and ``agent_object.csv``
   (``videoID, agent, obj``, the class lines as the LLM wrote them, as ``deepseek_agent.py`` writes it);
 * ``stats.json``: inputs, kept, rejections by reason, categories, and per step the questions, attempts, re-asks,
