@@ -326,11 +326,16 @@ class GeneratorGroup(click.Group):
         cls = entry.load_class()
 
         def callback(out, seed, **values):
+            from .config import CommandLineOptions
             from .distributed import Distributed
             from .generation import GenerationError
             from .interfaces import ItemGenerator
 
-            options = {key: value for key, value in values.items() if value is not None}
+            # a text click did not type (an ``int | None`` or ``Literal`` option) is read into the declared type
+            options = CommandLineOptions({k: v for k, v in values.items() if v is not None and not isinstance(v, str)})
+            for key, value in values.items():
+                if isinstance(value, str):
+                    options.set_text(key, value)
             generator = entry.create(options)
             dist = Distributed()
             try:
