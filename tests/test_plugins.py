@@ -193,7 +193,8 @@ def test_kinds_come_from_the_hookspecs():
     from vdpm_harness.plugins import KIND_BASES, KINDS
 
     declared = [name.removeprefix("register_") for name, fn in vars(hookspecs).items() if hasattr(fn, "plugin_base")]
-    assert list(KINDS) == declared == ["models", "benchmarks", "generators", "judges", "reporters"]
+    assert list(KINDS) == declared == ["models", "benchmarks", "generators", "judges", "reporters", "detectors",
+                                       "trackers", "reconstructors", "orientation_estimators"]  # fmt: skip
     for kind, base in KIND_BASES.items():
         module, _, name = base.partition(":")
         assert module == "vdpm_harness.interfaces" and issubclass(getattr(interfaces, name), interfaces.Plugin), kind
@@ -317,3 +318,101 @@ def test_a_plugin_creates_another_by_id_and_the_record_lists_it(host):
     assert member["distribution"] == "vdpm-harness" and member["components"] == []
     with pytest.raises(PluginError, match="unknown model 'nope'"):
         Committee.create_plugin(committee, "models", "nope")
+
+
+# --- the perception kinds (their built-in plugins are tested in test_perception*.py and test_video_tracks.py) ------
+
+
+def _perception_clip():
+    import numpy as np
+
+    from vdpm_harness import Clip
+
+    frames = np.zeros((3, 8, 10, 3), np.uint8)
+    return Clip(frames=frames, indices=np.arange(3), timestamps=np.arange(3) / 10.0)
+
+
+def _perception_host(hook: str, factory) -> Host:
+    """A host whose one plugin registers ``factory`` as ``inline`` through the registration hook ``hook``."""
+    from vdpm_harness import hookimpl
+
+    host = Host(load_entry_points=False)
+
+    class Plugin:
+        pass
+
+    def register(register):
+        register("inline", factory, description="inline")
+
+    setattr(Plugin, hook, staticmethod(hookimpl(register)))
+    host.register(Plugin, name="inline-perception")
+    return host
+
+
+def test_hook_register_detectors(host):
+    from vdpm_harness import Detection, Detector
+
+    assert {"grounding-dino", "oracle"} <= {e.id for e in host.registry("detectors")}
+
+    class Boxes(Detector):
+        def detect(self, clip, frames, phrases):
+            return [[Detection(box=(0, 0, 2, 2), score=1.0, phrase=phrases[0])] for _ in frames]
+
+    inline = _perception_host("register_detectors", Boxes).create("detectors", "inline")
+    assert inline.detect(_perception_clip(), [0, 2], ["cat"])[1][0].phrase == "cat"
+
+
+def test_hook_register_trackers(host):
+    import numpy as np
+
+    from vdpm_harness import Tracker, Tracks
+
+    assert {"sam2", "oracle"} <= {e.id for e in host.registry("trackers")}
+
+    class Still(Tracker):
+        def track(self, clip, frame, boxes):
+            masks = np.zeros((len(boxes), len(clip), 8, 10), bool)
+            masks[:, :, 1:3, 2:5] = True
+            return Tracks.from_masks(masks)
+
+    tracker = _perception_host("register_trackers", Still).create("trackers", "inline")
+    np.testing.assert_array_equal(tracker.track(_perception_clip(), 0, np.zeros((1, 4))).boxes[0, 2], [2, 1, 5, 3])
+    assert tracker.segment(np.zeros((8, 10, 3), np.uint8), np.zeros((2, 4))).shape == (2, 8, 10)  # the default
+
+
+def test_hook_register_reconstructors(host):
+    import numpy as np
+
+    from vdpm_harness import Reconstruction, Reconstructor, Tracks
+
+    assert {"pi3", "oracle"} <= {e.id for e in host.registry("reconstructors")}
+
+    class Plane(Reconstructor):
+        def reconstruct(self, clip):
+            points = np.zeros((len(clip), 4, 5, 3), np.float32)
+            points[..., 2] = 2.0
+            return Reconstruction(points, np.ones((len(clip), 4, 5), bool), np.tile(np.eye(4), (len(clip), 1, 1)))
+
+    reconstructor = _perception_host("register_reconstructors", Plane).create("reconstructors", "inline")
+    clip = _perception_clip()
+    masks = np.zeros((1, 3, 8, 10), bool)
+    masks[0, 1, 2:4, 2:4] = True
+    positions = reconstructor.locate(clip, reconstructor.reconstruct(clip), Tracks.from_masks(masks))
+    np.testing.assert_allclose(positions[0, 1], [0, 0, 2])  # the mean of the masked points
+    assert np.isnan(positions[0, 0]).all()  # no mask on frame 0
+
+
+def test_hook_register_orientation_estimators(host):
+    import numpy as np
+
+    from vdpm_harness import Orientation, OrientationEstimator
+
+    assert {"orient-anything", "oracle"} <= {e.id for e in host.registry("orientation_estimators")}
+
+    class Away(OrientationEstimator):
+        def estimate(self, clip, requests):
+            return [Orientation(azimuth=180.0, polar=0.0, rotation=0.0, confidence=0.9) for _ in requests]
+
+    estimator = _perception_host("register_orientation_estimators", Away).create("orientation_estimators", "inline")
+    [orientation] = estimator.estimate(_perception_clip(), [(0, np.ones((8, 10), bool))])
+    np.testing.assert_allclose(orientation.facing(), [0, 0, 1], atol=1e-12)  # azimuth 180: facing away

@@ -35,6 +35,15 @@ _EXPORTS: dict[str, str] = {
             "JudgePrompt",
             "ImportedResponse",
             "ImportedRun",
+            "Detector",
+            "Tracker",
+            "Reconstructor",
+            "OrientationEstimator",
+            "Clip",
+            "Detection",
+            "Tracks",
+            "Reconstruction",
+            "Orientation",
         ],
         "interfaces",
     ),  # fmt: skip
@@ -75,6 +84,8 @@ _EXPORTS: dict[str, str] = {
     # processes and the OpenAI-compatible client shared by LLM-backed plugins
     **dict.fromkeys(["local_rank"], "distributed"),
     **dict.fromkeys(["ItemFiles", "ItemResults", "GenerationError"], "generation"),
+    # options typed as text (a plugin passing command-line arguments on to the plugins it creates)
+    **dict.fromkeys(["CommandLineOptions"], "config"),
     **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
 }
 #: public modules: ``from vdpm_harness import geometry``
@@ -99,11 +110,15 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import geometry, video  # noqa: F401
+    from .config import CommandLineOptions  # noqa: F401
     from .distributed import local_rank  # noqa: F401
     from .extract import ChoiceRules, extract_choice, option_text, visible_text  # noqa: F401
     from .generation import GenerationError, ItemFiles, ItemResults  # noqa: F401
     from .interfaces import (  # noqa: F401
         Benchmark,
+        Clip,
+        Detection,
+        Detector,
         Generator,
         ImportedResponse,
         ImportedRun,
@@ -112,9 +127,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         JudgePrompt,
         MCQBenchmark,
         Model,
+        Orientation,
+        OrientationEstimator,
         Plugin,
         PreparedRequest,
+        Reconstruction,
+        Reconstructor,
         Reporter,
+        Tracker,
+        Tracks,
     )
     from .leaderboard import (  # noqa: F401
         MEAN_HEADER,

@@ -92,6 +92,43 @@ def register_reporters(register):
 
 
 @hookspec
+@kind("vdpm_harness.interfaces:Detector")
+def register_detectors(register):
+    """Register open-vocabulary object detectors: ``register(id, factory, aliases=(), description="")``.
+
+    The factory builds a :class:`vdpm_harness.interfaces.Detector`, a perception stage of ``video-tracks``.
+    """
+
+
+@hookspec
+@kind("vdpm_harness.interfaces:Tracker")
+def register_trackers(register):
+    """Register video object trackers (and single-image segmenters): ``register(id, factory, ...)``.
+
+    The factory builds a :class:`vdpm_harness.interfaces.Tracker`, a perception stage of ``video-tracks``.
+    """
+
+
+@hookspec
+@kind("vdpm_harness.interfaces:Reconstructor")
+def register_reconstructors(register):
+    """Register 3D reconstructors (per-frame points and camera poses): ``register(id, factory, ...)``.
+
+    The factory builds a :class:`vdpm_harness.interfaces.Reconstructor`, a perception stage of ``video-tracks``.
+    """
+
+
+@hookspec
+@kind("vdpm_harness.interfaces:OrientationEstimator")
+def register_orientation_estimators(register):
+    """Register object orientation estimators: ``register(id, factory, aliases=(), description="")``.
+
+    The factory builds a :class:`vdpm_harness.interfaces.OrientationEstimator`, a perception stage of
+    ``video-tracks``.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``vdpm-harness`` command line. ``cli`` is the root ``click.Group``::
 

@@ -1,4 +1,5 @@
-"""Base classes of the five kinds of plugin: models, benchmarks, generators, judges and reporters.
+"""Base classes of the kinds of plugin: models, benchmarks, generators, judges, reporters, and the perception
+stages (detectors, trackers, reconstructors, orientation estimators).
 
 A plugin class declares its options as a nested pydantic ``Options`` model (unknown keys are rejected, so a typo in
 a config file is an error, not a silent default) and is constructed as ``PluginClass(options)``. Construction must be
@@ -406,3 +407,188 @@ class MCQBenchmark(Benchmark):
 
     def score(self, sample: Sample, extraction: Extraction) -> tuple[float | None, dict[str, float]]:
         return (1.0 if extraction.parsed and extraction.answer == sample.answer else 0.0), {}
+
+
+# --- perception: the stages that turn a video into a SceneTrack ----------------------------------------------------
+#
+# The four kinds below are the stages of the ``video-tracks`` generator (open-vocabulary detection, video object
+# tracking, 3D reconstruction, orientation), after the DSR Suite's data pipeline (TencentARC/DSR_Suite,
+# ``data/qa_temp.py`` and ``data/qa_utils.py``; arXiv 2512.20557). Every stage receives the same :class:`Clip`;
+# pixel coordinates are those of the clip's frames (column ``u`` covers ``[u, u + 1)``), cameras are OpenCV
+# (x right, y down, z forward) as in :mod:`vdpm_harness.geometry`.
+
+
+@dataclass
+class Clip:
+    """The frames of one video that the perception stages see, and where they come from.
+
+    ``frames`` ``(T, H, W, 3)`` uint8 RGB at the video's resolution; ``indices`` their frame numbers in the video,
+    ``timestamps`` their times in seconds; ``video`` the source file (a ground-truth stage reads the scene beside
+    it); ``fps`` the video's native rate.
+    """
+
+    frames: Any
+    indices: Any
+    timestamps: Any
+    video: Path | None = None
+    fps: float | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class Detection:
+    """One detected object: ``box`` ``(x0, y0, x1, y1)`` in pixels, ``score`` in [0, 1], the ``phrase`` it matched.
+
+    ``truth_id`` is set only by ground-truth detectors (the id of the object in the scene's own track)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    phrase: str
+    truth_id: str | None = None
+
+
+@dataclass
+class Tracks:
+    """Objects followed through a clip: ``masks`` ``(N, T, H, W)`` bool and ``boxes`` ``(N, T, 4)`` pixel boxes
+    (NaN on frames where an object is not seen). :meth:`from_masks` derives the boxes from the masks."""
+
+    masks: Any
+    boxes: Any
+
+    @classmethod
+    def from_masks(cls, masks) -> Tracks:
+        """Boxes of every non-empty mask: ``(x_min, y_min, x_max + 1, y_max + 1)``, the pixels' outer edges."""
+        import numpy as np
+
+        masks = np.asarray(masks, bool)
+        n, t = masks.shape[:2]
+        boxes = np.full((n, t, 4), np.nan)
+        rows, cols = masks.any(axis=3), masks.any(axis=2)  # (N, T, H), (N, T, W)
+        seen = rows.any(axis=2)
+        if seen.any():
+            height, width = masks.shape[2:]
+            top = np.argmax(rows, axis=2)
+            bottom = height - np.argmax(rows[..., ::-1], axis=2)
+            left = np.argmax(cols, axis=2)
+            right = width - np.argmax(cols[..., ::-1], axis=2)
+            boxes[seen] = np.stack([left, top, right, bottom], axis=-1)[seen]
+        return cls(masks=masks, boxes=boxes)
+
+    @property
+    def seen(self):
+        """``(N, T)``: the object is seen (its box is known)."""
+        import numpy as np
+
+        return np.isfinite(self.boxes).all(axis=2)
+
+
+@dataclass
+class Reconstruction:
+    """Per-frame 3D of a clip: ``local_points`` ``(T, h, w, 3)`` in each frame's camera (OpenCV), ``valid``
+    ``(T, h, w)`` bool, ``camera_to_world`` ``(T, 4, 4)`` OpenCV camera-to-world poses and, when known,
+    ``intrinsics`` ``(3, 3)`` for the clip's frame size. ``(h, w)`` may be a processing size smaller than the
+    frames. ``scale`` is ``"normalized"`` (an arbitrary per-video scale, as Pi3's) or ``"metric"``."""
+
+    local_points: Any
+    valid: Any
+    camera_to_world: Any
+    intrinsics: Any = None
+    scale: str = "normalized"
+
+    def at_size(self, width: int, height: int):
+        """``(points (T, height, width, 3), valid (T, height, width))`` resampled by nearest neighbour, as DSR
+        resizes Pi3's outputs to the frames (``torch.nn.functional.interpolate``'s default ``nearest``: source index
+        ``floor(i * h / height)``)."""
+        import numpy as np
+
+        h, w = self.valid.shape[1:]
+        rows = np.minimum((np.arange(height) * h / height).astype(int), h - 1)
+        cols = np.minimum((np.arange(width) * w / width).astype(int), w - 1)
+        return self.local_points[:, rows][:, :, cols], self.valid[:, rows][:, :, cols]
+
+
+@dataclass
+class Orientation:
+    """Orient Anything's angles of one object in one frame's camera, in degrees (azimuth 0 = facing the camera, 90 =
+    facing image-left, 180 = facing away; see :func:`vdpm_harness.geometry.agent_rotation`), and the confidence that
+    the object has a meaningful front."""
+
+    azimuth: float
+    polar: float
+    rotation: float
+    confidence: float
+
+    def facing(self):
+        """The unit direction the object faces, in camera coordinates (DSR's facing vector)."""
+        from .geometry import facing_vector
+
+        return facing_vector(self.polar, self.azimuth, self.rotation)
+
+
+class Detector(Plugin):
+    """Finds the objects named by phrases in frames of a clip (open-vocabulary detection)."""
+
+    @abstractmethod
+    def detect(self, clip: Clip, frames: list[int], phrases: list[str]) -> list[list[Detection]]:
+        """The detections of each frame in ``frames`` (indices into the clip), each labelled with one of
+        ``phrases``; all frames in one call, so a model can batch them."""
+        raise NotImplementedError
+
+
+class Tracker(Plugin):
+    """Follows boxed objects through a clip (video object segmentation); also segments boxes in one image."""
+
+    @abstractmethod
+    def track(self, clip: Clip, frame: int, boxes) -> Tracks:
+        """Track the objects boxed ``(N, 4)`` on clip frame ``frame`` through every frame of the clip (before
+        ``frame`` by propagating backwards); object ``i`` of the result is box ``i``."""
+        raise NotImplementedError
+
+    def segment(self, image, boxes):
+        """Masks ``(N, H, W)`` of the boxed objects in one ``(H, W, 3)`` image (by default: a one-frame track)."""
+        import numpy as np
+
+        clip = Clip(frames=np.asarray(image)[None], indices=np.zeros(1, int), timestamps=np.zeros(1))
+        return self.track(clip, 0, boxes).masks[:, 0]
+
+
+class Reconstructor(Plugin):
+    """Recovers per-frame 3D points and camera poses of a clip, and places segmented objects in 3D."""
+
+    @abstractmethod
+    def reconstruct(self, clip: Clip) -> Reconstruction:
+        raise NotImplementedError
+
+    def locate(self, clip: Clip, reconstruction: Reconstruction, tracks: Tracks):
+        """Object positions ``(N, T, 3)`` in each frame's camera: by default DSR's rule (``extract_obj_center`` of
+        TencentARC/DSR_Suite ``data/qa_utils.py``), the mean of the points under the object's mask and the
+        reconstruction's valid pixels, at the frames' resolution; NaN where that set is empty."""
+        import numpy as np
+
+        width, height = clip.size
+        points, valid = reconstruction.at_size(width, height)
+        n, t = tracks.masks.shape[:2]
+        positions = np.full((n, t, 3), np.nan)
+        for k in range(t):
+            for i in range(n):
+                keep = tracks.masks[i, k] & valid[k]
+                if keep.any():
+                    positions[i, k] = points[k][keep].astype(np.float64).mean(axis=0)
+        return positions
+
+
+class OrientationEstimator(Plugin):
+    """Estimates which way segmented objects face (Orient Anything's angles) in frames of a clip."""
+
+    @abstractmethod
+    def estimate(self, clip: Clip, requests: list[tuple[int, Any]]) -> list[Orientation]:
+        """One :class:`Orientation` per ``(frame, mask)`` request (``mask`` ``(H, W)`` bool on that clip frame);
+        all in one call, so a model can batch them."""
+        raise NotImplementedError
