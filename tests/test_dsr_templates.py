@@ -37,11 +37,20 @@ from vdpm_harness_plugins.generators.questions.dsr_templates.generator import DS
 from vdpm_harness_plugins.generators.questions.dsr_templates.options import TemplateOptions
 from vdpm_harness_plugins.generators.questions.dsr_templates.qa import generate_video
 from vdpm_harness_plugins.generators.questions.dsr_templates.sampling import SampledScene
-from vdpm_harness_plugins.generators.questions.dsr_templates.templates import QUESTION_TYPES, TEMPLATES, TemplateWriter
+from vdpm_harness_plugins.generators.questions.dsr_templates.templates import (
+    QUESTION_TYPES,
+    TEMPLATES,
+    Answer,
+    Draft,
+    Setting,
+    TemplateWriter,
+)
 
 from .conftest import run_cli
 
 T, FPS = 32, 10.0
+#: The original's design: random distractors (whose draws the scripted writers below pin) and per-step speeds.
+ORIGINAL = {"distractors": "original", "speed_unit": "step"}
 K = np.array([[200.0, 0, 160], [0, 200.0, 120], [0, 0, 1]])
 CAMERA_POSE = look_at([0, -6, 1.5], [0, 0, 1.5])
 
@@ -80,7 +89,7 @@ class PinnedWriter(TemplateWriter):
 
     def __init__(self, track, window=(0, 29), k_obs=0, camera_observer=True, coin=(True, False), target_camera=False,
                  picks=(), options=None):  # fmt: skip
-        options = options or TemplateOptions()
+        options = options or TemplateOptions(**ORIGINAL)
         super().__init__(SampledScene(track, options.scale), np.random.default_rng(0), options)
         self.script = dict(window=window, k_obs=k_obs, camera_observer=camera_observer, coin=list(coin),
                            target_camera=target_camera)  # fmt: skip
@@ -362,7 +371,7 @@ def test_speed_comparisons():
     assert qa.answer == "The latter is always faster."
     assert qa.question.startswith("Between 0.0s and 0.5s, following the perspective of person with initial bounding")
     numbered = ask(track, "rel_spd_comp", window=(0, 5), coin=(False, False, False), picks=[["person", "box", "dog"]],
-                   options=TemplateOptions(number_every_item=True))  # fmt: skip
+                   options=TemplateOptions(number_every_item=True, **ORIGINAL))  # fmt: skip
     assert numbered.answer == "(1) The latter is always faster."
 
 
@@ -428,6 +437,76 @@ def test_rel_speed_includes_the_observers_rotation():
     assert qa.answer == "(1) Keep nearly constant and then become larger. (2) Keep nearly constant."
 
 
+def uneven_scene():
+    """90 frames at 15 fps, as the synthetic videos: the 32 sampled frames round(linspace(0, 89, 32)) are 3 frames
+    apart, sometimes 2 (0, 3, 6, 9, 11, 14, ...). A car drives along +x at 1.5 m/s, a dog starts from rest along +x
+    at 1 m/s^2 (x = 0.5 t^2), a person stands; the camera stands."""
+    n, fps = 90, 15.0
+    t = np.arange(n) / fps
+
+    def track(oid, x, agent=False):
+        centroids = np.column_stack([x, np.full(n, 3.0), np.full(n, 0.5)])
+        orientations = np.stack([heading(0)] * n) if agent else None
+        return ObjectTrack(label=oid, is_agent=agent, object_id=oid, centroids=centroids,
+                           boxes=np.tile([100.0, 80, 140, 160], (n, 1)), visible=np.ones(n, bool),
+                           orientations=orientations)  # fmt: skip
+
+    objects = [track("car", -3 + 1.5 * t, agent=True), track("dog", -3 + 0.5 * t**2, agent=True),
+               track("person", np.full(n, 2.0), agent=True)]  # fmt: skip
+    return SceneTrack(timestamps=t, camera_to_world=np.repeat(CAMERA_POSE[None], n, axis=0), intrinsics=K,
+                      image_size=(1280, 720), objects=objects, fps=fps).validate()  # fmt: skip
+
+
+def test_speeds_are_measured_per_second_of_the_timestamps():
+    """Sampled frames 0-10 are 0, 3, 6, 9, 11, 14, ..., 29: per sampled step the car covers 0.3 m, but 0.2 m across
+    the 2-frame gap (9 -> 11), so the original's per-step speeds dip by a third there and its describer reads a change
+    that never happened; per second the speed is 1.5 m/s throughout. The dog's speed per second between sampled times
+    t1, t2 is (x2 - x1) / (t2 - t1) = (t1 + t2) / 2."""
+    track = uneven_scene()
+    frames = np.round(np.linspace(0, 89, 32)).astype(int)
+    assert frames[:11].tolist() == [0, 3, 6, 9, 11, 14, 17, 20, 23, 26, 29]
+    script = dict(window=(0, 10), k_obs=0, target_camera=False)
+    per_step = ask(track, "abs_spd", picks=[["car"]], **script)
+    np.testing.assert_allclose(per_step.provenance["series"]["speeds"], [0.3] * 3 + [0.2] + [0.3] * 6)
+    assert per_step.answer == ("(1) Keep nearly constant and then become smaller. (2) Become larger. (3) Keep nearly "
+                               "constant.")  # fmt: skip
+    fair = TemplateOptions(distractors="original")  # speeds per second (the default unit)
+    qa = ask(track, "abs_spd", picks=[["car"]], options=fair, **script)
+    np.testing.assert_allclose(qa.provenance["series"]["speeds"], [1.5] * 10)
+    assert qa.answer == "(1) Keep nearly constant."
+    # the dog over sampled frames 10-20: 2.03, 2.20, 2.37 m/s stay within 20% of 2.03, 2.57 leaves it; 2.57, 2.77,
+    # 2.97 stay within 20% of 2.57, 3.17 leaves it; 3.17 ... 3.73 stay within 20% of 3.17 to the end
+    t = frames / 15.0
+    by_hand = (t[10:20] + t[11:21]) / 2
+    np.testing.assert_allclose(by_hand[[0, 3, 6, 9]], [61 / 30, 77 / 30, 95 / 30, 112 / 30])
+    qa = ask(track, "abs_spd", picks=[["dog"]], options=fair, **{**script, "window": (10, 20)})
+    np.testing.assert_allclose(qa.provenance["series"]["speeds"], by_hand)
+    assert qa.answer == ("(1) Keep nearly constant and then become larger. (2) Keep nearly constant and then become "
+                         "larger. (3) Keep nearly constant.")  # fmt: skip
+    # rel_spd in the standing camera's frame: the same speeds
+    qa = ask(track, "rel_spd", window=(10, 20), coin=(True, False), picks=[["person", "dog"]], options=fair)
+    np.testing.assert_allclose(qa.provenance["series"]["speeds"], by_hand)
+    # "near zero" keeps its meaning: small per mean sampled step (89/15 s over 31 steps), i.e. 0.1 * 31 / 5.93 m/s
+    writer = PinnedWriter(track, options=fair)
+    assert writer.speed_scale == pytest.approx(31 / (89 / 15))
+    assert PinnedWriter(track).speed_scale == 1.0
+
+
+def test_speed_comparisons_per_second():
+    """The car (1.5 m/s) against the dog ((t1 + t2) / 2 m/s) over sampled frames 0-10 (0 to 1.93 s): the car is
+    more than 1.2 times faster up to the interval ending at 1.33 s (1.5 / 1.233 = 1.22), within 20% on the next two
+    (1.5 / 1.433, 1.5 / 1.633), and the dog more than 1.2 times faster on the last (1.833 / 1.5 = 1.22)."""
+    track = uneven_scene()
+    fair = TemplateOptions(distractors="original")
+    qa = ask(track, "abs_spd_comp", window=(0, 10), coin=(False, False), picks=[["car", "dog"]], options=fair)
+    t = np.round(np.linspace(0, 89, 32))[:11] / 15.0
+    dog = (t[:-1] + t[1:]) / 2
+    np.testing.assert_allclose(qa.provenance["series"]["speeds"], [[1.5] * 10, dog])
+    signs = [1 if 1.5 / d > 1.2 else -1 if 1.5 / d < 1 / 1.2 else 0 for d in dog]
+    assert signs == [1] * 7 + [0] * 2 + [-1]
+    assert qa.answer == "(1) The former is faster. (2) Nearly the same. (3) The latter is faster."
+
+
 def test_a_lost_object_truncates_the_window():
     """The box disappears from frame 8: a window 0-20 ends at 7 (0.7s: the original truncates at a tracking
     failure); a window from frame 6 keeps only 2 frames and fails."""
@@ -487,11 +566,12 @@ def random_track(seed: int, n_frames: int = 40) -> SceneTrack:
                       image_size=(320, 240), objects=objects).validate()  # fmt: skip
 
 
-@pytest.mark.parametrize("options", [TemplateOptions(), TemplateOptions(spd_distractors="positive",
-                                     number_every_item=True, scale="median_depth")])  # fmt: skip
+@pytest.mark.parametrize("options", [TemplateOptions(**ORIGINAL), TemplateOptions(spd_distractors="positive",
+                                     number_every_item=True, scale="median_depth", **ORIGINAL)])  # fmt: skip
 def test_options_are_unique_and_distractors_never_equal_the_answer(options):
-    """Property over 40 random scenes x 30 attempts: four distinct options, the answer at the correct letter, every
-    distractor different from it; prediction options are single items, the others keep at most L+3 items."""
+    """The original design, over 40 random scenes x 30 attempts: four distinct options, the answer at the correct
+    letter, every distractor different from it; prediction options are single items, the others keep at most L+3
+    items."""
     produced = Counter()
     for seed in range(40):
         result = generate_video(random_track(seed), np.random.default_rng(seed), 30, options)
@@ -507,6 +587,93 @@ def test_options_are_unique_and_distractors_never_equal_the_answer(options):
                 else:
                     assert n_items(text) <= n_items(qa.answer) + 3
     assert set(produced) == set(QUESTION_TYPES), produced
+
+
+def described(series: dict, speed_scale: float) -> str:
+    """The answer a provenance series describes, with the default thresholds (speeds: near zero scaled)."""
+    if "distances" in series:
+        return describe_dist_runs(series["distances"])
+    if "vectors" in series:
+        return describe_dir(series["vectors"])
+    if "displacement" in series:
+        return describe_dir([series["displacement"]])
+    speeds = series["speeds"]
+    if isinstance(speeds[0], list):
+        return describe_spd_comp(speeds[0], speeds[1], small=0.1 * speed_scale)
+    return describe_dist_runs(speeds, small=0.1 * speed_scale)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", ["window", "window_observer"])
+def test_matched_options_are_true_answers_of_the_same_window(share):
+    """The default design, over 20 random scenes x 30 attempts: each distractor is the answer of another draft of the
+    template, over the question's window (never truncated) and, with matched_share="window_observer", in the
+    question's observer frame; the four are distinct and the answer sits at the correct letter."""
+    options = TemplateOptions(matched_share=share)
+    produced = Counter()
+    for seed in range(20):
+        track = random_track(seed)
+        scale = 31 / (track.timestamps[39] - track.timestamps[0])  # 40 frames: the 32 sampled span all of them
+        for qa in generate_video(track, np.random.default_rng(seed), 30, options).qas:
+            produced[qa.qtype] += 1
+            prov = qa.provenance
+            assert prov["design"] == {"distractors": "matched", "share": share, "speed_unit": "second"}
+            assert qa.options[qa.correct] == qa.answer == described(prov["series"], scale)
+            wrong = [qa.options[letter] for letter in "ABCD" if letter != qa.correct]
+            sources = prov["distractor_sources"]
+            assert [source["answer"] for source in sources] == wrong and len({qa.answer, *wrong}) == 4
+            for source in sources:
+                assert described(source["series"], scale) == source["answer"]
+                assert len(next(iter(source["series"].values()))) == len(next(iter(prov["series"].values())))
+                if share == "window_observer":
+                    assert source["observer"] == prov["observer"]
+            if not qa.qtype.endswith("_pred"):
+                assert not prov["window"]["truncated"]
+    assert len(produced) >= 10, produced
+
+
+class ScriptedPool(TemplateWriter):
+    """Drafts whose answers follow a script (a, a, b, c, b, d, ...): what write_matched does with the pool."""
+
+    SCRIPT = ["a", "a", "b", "c", "b", "d", "e"]
+
+    def __init__(self, seed):
+        super().__init__(SampledScene(car_scene()), np.random.default_rng(seed), TemplateOptions())
+        self.calls = 0
+
+    def valid_draft(self, qtype, setting):
+        text = self.SCRIPT[self.calls]
+        self.calls += 1
+        answer = Answer(text, lambda *_: text, "dist", 1)
+        return Draft(qtype, f"question {self.calls}", answer, {"targets": [], "observer": {}, "series": {}},
+                     Setting((0, 5), "camera"))  # fmt: skip
+
+
+def test_matched_answer_is_drawn_uniformly_among_the_four_found():
+    """The pool stops at four distinct answers (a, b, c, d after six drafts; e is never drawn); the answer is each of
+    them about a quarter of the time, the question a draft that found it, and the letter uniform as well."""
+    answers, letters = Counter(), Counter()
+    for seed in range(400):
+        writer = ScriptedPool(seed)
+        qa = writer.write("rel_dis")
+        assert writer.calls == 6 and set(qa.options.values()) == {"a", "b", "c", "d"}
+        number = int(qa.question.split()[1])
+        assert writer.SCRIPT[number - 1] == qa.answer  # the question is a draft whose answer it is
+        answers[qa.answer] += 1
+        letters[qa.correct] += 1
+    assert set(answers) == set("abcd") and all(70 <= n <= 130 for n in answers.values()), answers
+    assert all(70 <= n <= 130 for n in letters.values()), letters
+
+
+def test_a_setting_without_four_distinct_answers_gives_no_question():
+    """A standing camera and standing objects: every distance keeps constant, so no rel_dis question can be fair."""
+    box = obj("box", [[0, 3, 0.5]] * T)
+    person = obj("person", [[2, 0, 0.9]] * T, agent=True, yaw=-90)
+    cone = obj("cone", [[-2, 4, 0.3]] * T)
+    writer = TemplateWriter(SampledScene(scene(box, person, cone)), np.random.default_rng(0), TemplateOptions())
+    with pytest.raises(Failure) as failure:
+        writer.write("rel_dis")
+    assert failure.value.reason == failures.NOT_DISTINCT
 
 
 def test_generation_is_deterministic():
@@ -544,7 +711,7 @@ def test_ambiguity_margin_rejects_answers_near_a_threshold():
     script = dict(coin=(True, False), picks=[["person", "box"]])
     qa = ask(approach_scene(), "abs_dis", window=(0, 7), **script)
     assert qa.answer == "(1) Keep nearly constant and then become smaller."
-    options = TemplateOptions(ambiguity_margin=0.1)
+    options = TemplateOptions(ambiguity_margin=0.1, **ORIGINAL)
     with pytest.raises(Failure) as failure:
         PinnedWriter(approach_scene(), window=(0, 7), options=options, **script).write("abs_dis")
     assert failure.value.reason == failures.AMBIGUOUS

@@ -142,7 +142,8 @@ def test_required_methods_are_abstract_and_versions_are_declared():
 
     with pytest.raises(TypeError, match="produce"):
         NoProduce()
-    assert Generator.version == "1" and SynthScenes.version == GENERATOR_VERSION == "2" and DSRTemplates.version == "1"
+    # dsr-templates 2: matched distractors and speeds per second by default (issue 15)
+    assert Generator.version == "1" and SynthScenes.version == GENERATOR_VERSION == "2" and DSRTemplates.version == "2"
 
 
 def test_every_video_missing_fails_with_a_message(tmp_path):

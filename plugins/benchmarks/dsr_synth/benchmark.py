@@ -7,6 +7,11 @@ templates per scene into ``DSRBench.tsv`` (VLMEvalKit's layout). Building the de
 data (``$VDPM_CACHE`` or ``~/.cache/vdpm-harness``) with ``dsr_synth.json`` holding the sha256 of every file,
 verified on every load and summarised in the run's dataset revision.
 
+The questions are fair by default: their distractors are other true answers of the same template in the same time
+window of the video, the correct one drawn uniformly among the four, and speeds are measured per second (the
+``dsr-templates`` defaults, ``docs/dsr_templates.md``), so no blind baseline beats chance (``vdpm-harness audit
+dsr-synth``); ``templates={"distractors": "original", "speed_unit": "step"}`` builds the original's design.
+
 Evaluation is exactly DSR-Bench's: the ``dsr`` benchmark reads the generated table, so the prompt (``vlmevalkit``
 or ``dsr_fork``), the 32 frames, the extractor with its VLMEvalKit and fork cross-checks, and the per-category
 accuracy (here over the 12 template types; there is no free-form ``non_temp``) are the same code.
@@ -47,7 +52,8 @@ CHECKSUMS = "dsr_synth.json"
 class DSRSynth(MCQBenchmark):
     """The synthetic DSR set; see the module docstring. ``inner`` is the ``dsr`` benchmark over the built folder."""
 
-    version = "1"
+    #: 2: the fair questions of dsr-templates 2 (1: the original's distractor design)
+    version = "2"
 
     class Options(Strict):
         n_videos: int = Field(default=24, ge=1, description="Rendered scenes.")
@@ -60,8 +66,9 @@ class DSRSynth(MCQBenchmark):
         #: x264 preset of the videos: "ultrafast" is the one that encodes the same frames to the same bytes with
         #: PyAV 18 (the slower presets vary from one encoding to the next), so every build has the same checksums.
         video_preset: str = "ultrafast"
-        #: Options of the ``dsr-templates`` question writer (its template options); the defaults reproduce the
-        #: original generator. Validated by that generator when this benchmark is created.
+        #: Options of the ``dsr-templates`` question writer (its template options; the defaults are its fair design,
+        #: ``{"distractors": "original", "speed_unit": "step"}`` the original's). Validated by that generator when
+        #: this benchmark is created.
         templates: dict[str, Any] = Field(default_factory=dict)
         trim_future: bool = Field(default=False, description="Prediction questions show the clip up to frame 29.")
         #: Where the data is built (default: a cache folder named after the options above).
@@ -95,12 +102,12 @@ class DSRSynth(MCQBenchmark):
     # --- data ---
 
     def build_options(self) -> dict[str, Any]:
-        """Everything that shapes the data, with the scene generator's version (the cache folder is named after
-        its hash, so a new renderer or new options never reuse an old build)."""
+        """Everything that shapes the data, with the generators' versions (the cache folder is named after its
+        hash, so a new renderer, question writer or new options never reuse an old build)."""
         options = self.options.model_dump(mode="json", exclude={"data_dir", "prompt", "frame_preset", "frames",
                                                                  "max_new_tokens"})  # fmt: skip
         options["templates"] = self.writer.template_options().model_dump(mode="json")
-        return {**options, "synth_scenes_version": self.scenes.version}
+        return {**options, "synth_scenes_version": self.scenes.version, "dsr_templates_version": self.writer.version}
 
     @property
     def folder(self) -> Path:
@@ -169,4 +176,3 @@ class DSRSynth(MCQBenchmark):
 
     def aggregate(self, scores: list[Score]) -> tuple[dict, dict]:
         return self.inner.aggregate(scores)
-

@@ -2,7 +2,11 @@
 
 The questions are those of the DSR Suite's template generator (TencentARC/DSR_Suite, ``data/qa_temp.py`` with the
 question strings of ``data/template.py``; the paper, arXiv 2512.20557), with the perception of the original (Pi3,
-Grounding DINO, SAM 2, Orient Anything) replaced by the exact geometry of the tracks.
+Grounding DINO, SAM 2, Orient Anything) replaced by the exact geometry of the tracks. Two defaults differ from the
+original, whose questions are partly answerable without the video: the distractors are other true answers of the
+same template in the same window of the video, the correct one drawn uniformly among the four
+(``distractors="matched"``), and speeds are measured per second of the track's timestamps (``speed_unit="second"``);
+``--distractors original --speed-unit step`` restores the original's design.
 
 ``vdpm-harness generate dsr-templates --tracks DIR --qa-per-video K --out OUT --seed S`` reads every ``*.npz``
 SceneTrack of ``DIR`` (its video is the track's ``video`` field, relative to ``DIR``, or ``<track name>.mp4``), makes

@@ -21,6 +21,7 @@ DEGENERATE = "zero-length vector (no direction)"
 AMBIGUOUS = "answer ambiguous under threshold"
 NO_MOTION = "motion below min_pred_motion"
 EXHAUSTED = "distractors exhausted"
+NOT_DISTINCT = "fewer than four distinct answers"
 
 
 class Failure(Exception):

@@ -145,6 +145,9 @@ class DSRTemplates(ItemGenerator):
     """Writes the 12 DSR template questions over a folder of SceneTracks (see the package docstring); the options
     of :class:`~.options.TemplateOptions` change the questions."""
 
+    #: 2: matched distractors and speeds per second by default (1: the original's random distractors, per step)
+    version = "2"
+
     class Options(TemplateOptions):
         tracks: str | None = Field(default=None, description="Folder of SceneTrack files (*.npz) and their videos.")
         qa_per_video: int = Field(default=10, ge=1, description="Attempts per video (the original's --qa_num).")

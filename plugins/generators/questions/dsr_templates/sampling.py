@@ -40,6 +40,8 @@ class SampledScene:
     def __init__(self, track: SceneTrack, scale: str = "none"):
         self.frames = sample_frames(track.n_frames)
         self.times = [round(float(track.timestamps[i]), 1) for i in self.frames]
+        #: the exact timestamps of the sampled frames (speeds are measured per second of these)
+        self.seconds = [float(track.timestamps[i]) for i in self.frames]
         self.poses = np.array(track.camera_to_world[self.frames], dtype=float)
         self.objects = track.objects
         n_obj = len(self.objects)
