@@ -595,3 +595,27 @@ def test_judge_failures_are_errors_of_their_samples_and_rescore_retries_them(qui
         "answered A, which is correct.'"
     ]  # fmt: skip
     assert second.metrics["accuracy"].value == pytest.approx(100 / 6)  # q0 judged correct now
+
+
+def test_a_key_inside_the_base_url_is_never_written(quiz_host, server, tmp_path, monkeypatch):
+    """Issue 17 repro: a key inside ``base_url`` (``http://user:KEY@host``) was written unmasked to ``run.json``. The
+    run record keeps the URL with ``***`` for the key, and no file of the run holds the key, not even a judge's error
+    naming the endpoint."""
+    url_key = "sk-in-the-url-5551234"
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    base_url = server.url.replace("http://", f"http://user:{url_key}@")
+    outcome = run_quiz(
+        quiz_host, tmp_path / "res", "openai-chat", [f"base_url={base_url}", "model=test", "backoff=0.01"]
+    )
+    assert outcome.result is not None and outcome.result.n_samples == 6
+    [folder] = (tmp_path / "res").glob("openai-chat*/judge-quiz")
+    record = json.loads((folder / "run.json").read_text())
+    assert record["model"]["options"]["base_url"] == server.url.replace("http://", "http://user:***@")
+    assert files_containing(tmp_path / "res", url_key) == [] and files_containing(tmp_path / "res", SECRET) == []
+    # a judge failing at such an endpoint names it in the sample's error, with the key masked
+    server.responder = lambda body: Status(500)
+    judge = quiz_host.create("judges", "openai-judge", {"base_url": base_url, "max_retries": 0, "cache": False})
+    judged = rescore(quiz_host, folder, judge)
+    assert judged.n_errors == 6 and all("user:***@127.0.0.1" in reason for reason in judged.error_reasons)
+    assert judged.run.judge["base_url"] == server.url.replace("http://", "http://user:***@")
+    assert files_containing(tmp_path / "res", url_key) == []

@@ -78,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["extract_choice", "ChoiceRules", "option_text", "visible_text"], "extract"),
     **dict.fromkeys(["clustered_mean", "summarize_accuracy", "UNCATEGORIZED"], "stats"),
     **dict.fromkeys(["Leaderboard", "Column", "Failed", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
-    **dict.fromkeys(["interval_note", "MEAN_HEADER", "MEAN_NOTE"], "leaderboard"),
+    **dict.fromkeys(["interval_note", "MEAN_HEADER", "MEAN_NOTE", "BLIND_NOTE"], "leaderboard"),
     # files: atomic writes, checksummed data folders, the cache
     **dict.fromkeys(["write_atomic", "file_digest", "building", "checksum_problems", "cache_root"], "store"),
     # processes and the OpenAI-compatible client shared by LLM-backed plugins
@@ -86,6 +86,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ItemFiles", "ItemResults", "GenerationError"], "generation"),
     # options typed as text (a plugin passing command-line arguments on to the plugins it creates)
     **dict.fromkeys(["CommandLineOptions"], "config"),
+    # secrets: credentials inside URLs masked in text a plugin writes down (an error naming its endpoint)
+    **dict.fromkeys(["mask_url_credentials"], "config"),
     **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
 }
 #: public modules: ``from vdpm_harness import geometry``
@@ -110,7 +112,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import geometry, video  # noqa: F401
-    from .config import CommandLineOptions  # noqa: F401
+    from .config import CommandLineOptions, mask_url_credentials  # noqa: F401
     from .distributed import local_rank  # noqa: F401
     from .extract import ChoiceRules, extract_choice, option_text, visible_text  # noqa: F401
     from .generation import GenerationError, ItemFiles, ItemResults  # noqa: F401
@@ -138,6 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Tracks,
     )
     from .leaderboard import (  # noqa: F401
+        BLIND_NOTE,
         MEAN_HEADER,
         MEAN_NOTE,
         REGENERATE_COMMAND,

@@ -46,6 +46,7 @@ from vdpm_harness import (
     Prediction,
     Sample,
     hookimpl,
+    mask_url_credentials,
     resolve_api_key,
 )
 
@@ -90,7 +91,9 @@ class OpenAIJudge(Judge):
         return body
 
     def failure(self, error: str, detail: dict[str, Any] | None = None) -> Extraction:
-        """The extraction of a sample the judge gave no verdict for (see the module docstring)."""
+        """The extraction of a sample the judge gave no verdict for (see the module docstring). The error may name
+        the endpoint: credentials inside its URL (``http://user:KEY@host``) are masked."""
+        error = mask_url_credentials(error)
         return Extraction(parsed=False, method=self.tag, detail={**(detail or {}), "error": error}, error=error)
 
     def judge(self, benchmark: Benchmark, items: list[tuple[Sample, Prediction]]) -> list[Extraction]:
