@@ -220,9 +220,10 @@ class Extraction(Strict):
     """The answer read out of a response, and how: ``method`` is a rule id (``rules:<name>``) or a judge id.
 
     ``error`` is set when a judge failed to give a verdict at all (an HTTP error after its retries, a timeout, a reply
-    that is empty or not the JSON asked for): the sample is then an error of the run (``Score.status == "error"``,
-    counted in ``n_errors``), not a wrong answer, and ``rescore`` asks the judge again. A verdict that the benchmark
-    reads as no valid answer is ``parsed=False`` without ``error``: a wrong answer."""
+    that is empty or not the JSON asked for): the sample is then reported as an error (``Score.status == "error"``,
+    counted in ``n_errors``; in the accuracy it counts as wrong, as every error does), not scored as a wrong answer,
+    and ``rescore`` asks the judge again. A verdict that the benchmark reads as no valid answer is ``parsed=False``
+    without ``error``: a wrong answer."""
 
     answer: Any = None
     parsed: bool

@@ -15,9 +15,10 @@ Every extraction carries ``method = judge:openai-judge@<version>`` and, in ``det
 (``judge_model``), the model id the server reported (``served_model``), the raw reply and its token usage. A judge
 failure, i.e. a call that still fails after its retries (an HTTP error, a timeout), a reply that is empty or not the
 JSON its schema asked for, a reply the benchmark's reader raises on, or a prompt the benchmark cannot build for
-that sample, gives no verdict: the extraction carries ``error`` (and ``detail["error"]``), so the sample is an
-error of the run (counted in ``n_errors`` and among its reasons), never a wrong answer nor answered by rules
-instead, and ``rescore`` asks again (failed replies are not cached). A missing API key stops the scoring before
+that sample, gives no verdict: the extraction carries ``error`` (and ``detail["error"]``), so the sample is reported
+as an error (counted in ``n_errors`` and among its reasons; in the accuracy it counts as wrong, as every error does),
+never scored as a wrong answer nor answered by rules instead, and ``rescore`` asks again (failed replies are not
+cached). A missing API key stops the scoring before
 anything is sent.
 
 Options come from ``--judge-arg key=value`` (``run``, ``rescore`` and ``import``) or ``judge_options`` in a run
