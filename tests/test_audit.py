@@ -145,3 +145,30 @@ def test_the_audit_command(audit_host, tmp_path):
     assert record["model"]["blind"] is True
     prior = json.loads((out / "blind-prior-category" / "audit-fixture" / "run.json").read_text())["model"]
     assert prior["options"]["train_options"] == {"kind": "fair"} and prior["options"]["holdout"] == "none"
+
+
+def test_the_leaderboard_shows_the_blind_ceiling(audit_host, tmp_path):
+    """After an audit and a run of a seeing model in the same results folder, the leaderboard has the benchmark's
+    blind ceiling (the best blind run) and each seeing model's margin over it; blind rows are marked."""
+    from vdpm_harness.config import build_config
+    from vdpm_harness.leaderboard import ABOVE_BLIND_HEADER, collect
+    from vdpm_harness.pipeline import Runner
+    from vdpm_harness_plugins.reporters.markdown import render
+
+    out = tmp_path / "res"
+    run_audit(audit_host, audit_config(audit_host, "audit-fixture", ("kind=biased",), out=out))
+    config = build_config(models="random", benches="audit-fixture", bench_args=("kind=biased",), out=str(out))
+    [seeing] = Runner(config, audit_host).run()
+    board = collect(out)
+    model, ceiling = board.blind_ceiling("audit-fixture")
+    assert ceiling.value == 100.0 and model in ("blind-shortest-characters", "blind-prior-category",
+                                                "blind-prior-template")  # fmt: skip
+    overall = {c.header: c for c in board.overall_columns()}
+    margin = overall[f"audit-fixture {ABOVE_BLIND_HEADER}"].cell("random")
+    assert margin == pytest.approx(seeing.result.metrics["accuracy"].value - 100.0)
+    assert overall[f"audit-fixture {ABOVE_BLIND_HEADER}"].cell("blind-longest-items") is None
+    columns = {c.header: c for c in board.benchmark_columns("audit-fixture")}
+    assert columns["Blind"].cell("blind-prior-category") == "blind" and columns["Blind"].cell("random") is None
+    text = render(board)
+    assert "Blind ceiling: 100.0" in text and "The blind ceiling of a benchmark" in text
+    assert (out / "leaderboard.xlsx").is_file()

@@ -32,6 +32,15 @@ MEAN_NOTE = (
     "on other scales (CIDEr, BLEU, judge scores) are not averaged"
 )
 
+#: Header of the column comparing a model with its benchmark's blind ceiling (shown when the benchmark has one).
+ABOVE_BLIND_HEADER = "above blind"
+#: What that column is, for the reports' notes.
+BLIND_NOTE = (
+    "The blind ceiling of a benchmark is the best primary score of a blind run on it (a blind baseline such as "
+    "blind-prior, or a model run with blind=true: the same questions without the video; `vdpm-harness audit BENCH` "
+    "runs them); 'above blind' is a model's score minus that ceiling, the part of the score the video explains at most"
+)
+
 #: The share of errors above which a pair counts as failed (``--max-error-rate``).
 DEFAULT_MAX_ERROR_RATE = 0.5
 
@@ -159,9 +168,37 @@ class Leaderboard:
             rows.append(OverallRow(model, metrics, mean, failed, tuple(averaged)))
         return rows
 
+    @staticmethod
+    def is_blind(result: BenchmarkResult) -> bool:
+        """Whether the pair's model answered without the video (its run record says ``blind``)."""
+        return bool(result.run is not None and result.run.model.get("blind"))
+
+    def blind_ceiling(self, benchmark: str) -> tuple[str, MetricValue] | None:
+        """``(model, primary metric)`` of the best blind run on ``benchmark`` that did not fail, or ``None``."""
+        best = None
+        for result in self.results:
+            if result.benchmark == benchmark and self.is_blind(result) and self.failure(result) is None:
+                metric = primary_metric(result)
+                if best is None or metric.value > best[1].value:
+                    best = (result.model, metric)
+        return best
+
+    def above_blind(self, benchmark: str) -> Callable[[str], float | None]:
+        """A cell reader: a seeing model's primary value minus ``benchmark``'s blind ceiling (``None`` for blind
+        runs, failed pairs and models without a result)."""
+        ceiling = self.blind_ceiling(benchmark)
+
+        def cell(model: str) -> float | None:
+            result = self.get(model, benchmark)
+            if ceiling is None or result is None or self.is_blind(result) or self.failure(result) is not None:
+                return None
+            return primary_metric(result).value - ceiling[1].value
+
+        return cell
+
     def overall_columns(self) -> list[Column]:
-        """Columns of the overall table: per benchmark its primary metric and unparsed rate, then the mean accuracy
-        and how many benchmarks it averages."""
+        """Columns of the overall table: per benchmark its primary metric, unparsed rate and (when the benchmark has
+        a blind run) the margin over its blind ceiling, then the mean accuracy and how many benchmarks it averages."""
         rows = {row.model: row for row in self.overall_rows()}
         columns = []
         for benchmark in self.benchmarks():
@@ -172,6 +209,8 @@ class Leaderboard:
 
             columns.append(Column(header, "metric", primary))
             columns.append(Column(f"{benchmark} unparsed", "rate", self._field(benchmark, lambda r: r.unparsed_rate)))
+            if self.blind_ceiling(benchmark) is not None:
+                columns.append(Column(f"{benchmark} {ABOVE_BLIND_HEADER}", "number", self.above_blind(benchmark)))
         columns.append(Column(MEAN_HEADER, "number", lambda model: rows[model].mean))
         columns.append(Column(AVERAGED_HEADER, "count", lambda model: rows[model].n_benchmarks))
         return columns
@@ -183,6 +222,7 @@ class Leaderboard:
             Column("Version", "text", self._field(benchmark, lambda r: r.benchmark_version)),
             Column("Scoring", "text", self._field(benchmark, lambda r: r.scoring)),
             Column(primary, "metric", self._metric(benchmark, primary_metric)),
+            *self._blind_columns(benchmark),
             Column("Clusters", "count", self._field(benchmark, lambda r: primary_metric(r).n_clusters)),
             Column("Unparsed", "rate", self._field(benchmark, lambda r: r.unparsed_rate)),
             Column("Errors", "count", self._field(benchmark, lambda r: r.n_errors)),
@@ -191,6 +231,13 @@ class Leaderboard:
             read = self._metric(benchmark, lambda r, c=category: category_metric(r, c))
             columns.append(Column(category, "metric", read))
         return columns
+
+    def _blind_columns(self, benchmark: str) -> list[Column]:
+        """``Blind`` (which rows answered without the video) and ``above blind``, when the benchmark has a blind run."""
+        if self.blind_ceiling(benchmark) is None:
+            return []
+        return [Column("Blind", "text", self._field(benchmark, lambda r: "blind" if self.is_blind(r) else None)),
+                Column(ABOVE_BLIND_HEADER, "number", self.above_blind(benchmark))]  # fmt: skip
 
     def metric_names(self, benchmark: str) -> list[str]:
         """Every metric of ``benchmark``'s results besides the primary one, in order of first appearance: what

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from vdpm_harness import (
+    BLIND_NOTE,
     MEAN_NOTE,
     REGENERATE_COMMAND,
     Column,
@@ -66,6 +67,7 @@ def notes(leaderboard: Leaderboard) -> str:
         f"samples. Intervals: {interval_note(metrics)}. Unparsed answers and errors (of the model or of a judge) count "
         f"as wrong. A pair with no successful sample, or with more than {leaderboard.max_error_rate:.0%} errors, shows "
         f"`failed` instead of its numbers and is left out of the mean. {MEAN_NOTE}."
+        + (f" {BLIND_NOTE}." if any(leaderboard.blind_ceiling(b) for b in leaderboard.benchmarks()) else "")
     )
 
 
@@ -90,6 +92,9 @@ def render(leaderboard: Leaderboard) -> str:
     for benchmark in leaderboard.benchmarks():
         models = leaderboard.models(benchmark)
         lines += ["", f"## {benchmark}", ""]
+        ceiling = leaderboard.blind_ceiling(benchmark)
+        if ceiling is not None:
+            lines += [f"Blind ceiling: {format_metric(ceiling[1])} ({ceiling[0]}, without the video).", ""]
         lines += table(models, leaderboard.benchmark_columns(benchmark))
         others = leaderboard.metric_columns(benchmark)
         if others:
