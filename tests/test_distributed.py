@@ -23,13 +23,23 @@ needs_torchrun = pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun (tor
 
 def torchrun(n: int, *args: str, wait: bool = True, log: Path | None = None):
     command = [str(TORCHRUN), "--standalone", f"--nproc_per_node={n}", "-m", "vdpm_harness", *args]
-    env = cli_env(OMP_NUM_THREADS="1")
+    env = cli_env(OMP_NUM_THREADS="1", COLUMNS="250")  # the summary table unwrapped
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # fmt: skip
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def summary_counts(output: str, benchmark: str) -> dict[str, int]:
+    """The ``new`` and ``reused`` cells of the benchmark's row in the run's summary table."""
+    lines = output.splitlines()
+    header = next(line for line in lines if "┃" in line and "reused" in line)
+    row = next(line for line in lines if "│" in line and f" {benchmark} " in line)
+    names = [cell.strip() for cell in header.strip().strip("┃").split("┃")]
+    cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
+    return {name: int(cells[names.index(name)]) for name in ("new", "reused")}
 
 
 def responses(folder: Path) -> dict[str, str]:
@@ -50,9 +60,15 @@ def test_claims_are_exclusive(tmp_path):
 @needs_torchrun
 @pytest.mark.slow
 def test_three_processes_equal_one(tmp_path):
+    """Three processes compute what one does, each sample once; the summary counts each sample once, on a first run
+    (new) and on a rerun (reused)."""
     args = ["run", "--model", "random", "--bench", "motion-basics", "--model-arg", "batch_size=2", "--seed", "3"]
     run_cli(*args, "--out", str(tmp_path / "one"))
-    torchrun(3, *args, "--out", str(tmp_path / "three"))
+    launch = torchrun(3, *args, "--out", str(tmp_path / "three"))
+    # each sample counted once over the ranks (issue 17: "new 36, reused 36" for 36 samples)
+    assert summary_counts(launch.stdout, "motion-basics") == {"new": 36, "reused": 0}
+    again = torchrun(3, *args, "--out", str(tmp_path / "three"))
+    assert summary_counts(again.stdout, "motion-basics") == {"new": 0, "reused": 36}  # each rank counted 36 before
     [one] = (tmp_path / "one").glob("random*/motion-basics")
     [three] = (tmp_path / "three").glob("random*/motion-basics")
     assert responses(three) == responses(one) and len(responses(one)) == 36

@@ -6,7 +6,11 @@ The functions run in workers live at module level so the forkserver workers can 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +112,92 @@ def test_decode_job_in_workers(tmp_path):
     expected = decode(path, policy, "pyav").frames
     assert np.array_equal(results[0].frames, expected) and np.array_equal(results[1].frames, expected)
     assert isinstance(results[2], VideoError) and results[2].path == str(tmp_path / "missing.mp4")
+
+
+def record_pid_and_sleep(item: tuple[str, float]) -> int:
+    folder, seconds = item
+    with open(os.path.join(folder, f"worker-{os.getpid()}"), "w") as handle:
+        handle.write("started")
+    time.sleep(seconds)
+    return os.getpid()
+
+
+OWNER = """
+import sys
+from tests.test_prefetch import record_pid_and_sleep
+from vdpm_harness.prefetch import Prefetcher
+
+folder, seconds, depth = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+with Prefetcher(record_pid_and_sleep, workers=2, depth=depth) as prefetcher:
+    for _ in prefetcher.map([(folder, seconds)] * 100):
+        pass
+"""
+
+
+def start_owner(tmp_path, seconds: float, depth: int = 4):
+    """A process that decodes (sleeps) in 2 workers; returns it and the pids of both workers once they work."""
+    root = Path(__file__).resolve().parents[1]
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path), str(seconds), str(depth)], cwd=root,
+                             start_new_session=True, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(tmp_path.glob("worker-*"))) < 2:
+        assert owner.poll() is None, owner.stderr.read()
+        time.sleep(0.05)
+    return owner, {int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")}
+
+
+def alive(pid: int) -> bool:
+    from vdpm_harness.prefetch import _process_gone
+
+    return not _process_gone(pid)
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_workers_do_not_outlive_their_owner(tmp_path, how):
+    """Workers busy with a long item die with the process that started them, killed by ``kill -9`` or SIGTERM
+    (issue 17: decode workers outlived the run; before the fix they finished their 60 s item first)."""
+    owner, workers = start_owner(tmp_path, seconds=60)
+    try:
+        assert len(workers) == 2 and all(alive(pid) for pid in workers)
+        owner.send_signal(getattr(signal, how))
+        owner.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(pid) for pid in workers), timeout=10), workers
+    finally:
+        owner.kill()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, 9)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_owner_and_its_workers_at_once(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) while workers are busy with long items and more wait
+    in the pool: the owner exits within a few seconds and no worker is left (issue 17: Ctrl-C hung in 5 of 17 trials,
+    an ``InvalidStateError`` in the pool's shutdown, python/cpython#107219; before the fix the owner waited for the
+    10 s items, or hung)."""
+    for trial in range(2):
+        folder = tmp_path / str(trial)
+        folder.mkdir()
+        owner, workers = start_owner(folder, seconds=10, depth=16)
+        try:
+            start = time.time()
+            os.killpg(owner.pid, signal.SIGINT)
+            owner.wait(timeout=20)
+            assert time.time() - start < 5, f"trial {trial}: exited after {time.time() - start:.1f} s"
+            assert wait_until(lambda pids=workers: not any(alive(pid) for pid in pids), timeout=5), workers
+        finally:
+            if owner.poll() is None:
+                os.killpg(owner.pid, signal.SIGKILL)
+                owner.wait()
+            for pid in workers:
+                if alive(pid):
+                    os.kill(pid, 9)

@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -16,6 +18,8 @@ from rich.table import Table
 from . import __version__
 from .config import ConfigError, build_config, judge_options
 from .plugins import KINDS, PluginError, get_host
+from .records import SchemaVersionError
+from .store import OutputError, StoreError
 from .summary import report_errors, score_text
 
 console = Console(stderr=True)
@@ -34,6 +38,21 @@ MAX_ERROR_RATE = click.option(
 def fail(message: str, code: int = 2):
     console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def interrupted(out: str | None) -> NoReturn:
+    """Ctrl-C: say what is kept and exit with 130 (128 + SIGINT, what a shell reports).
+
+    Every finished batch is already durable in the store, so nothing is left to save. If the interpreter's own
+    shutdown then takes longer than a few seconds (a plugin's thread blocked in a call), the process ends anyway.
+    """
+    where = f" in {out}" if out else ""
+    console.print(f"[yellow]interrupted[/yellow]: finished samples are stored{where}; run the same command again to "
+                  "resume", highlight=False, soft_wrap=True)  # fmt: skip
+    watchdog = threading.Timer(3.0, os._exit, args=(130,))
+    watchdog.daemon = True  # never waited for itself
+    watchdog.start()
+    sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,6 +137,7 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
     """Evaluate models on benchmarks and update the leaderboard. Rerunning the same command resumes."""
     from .pipeline import Runner
 
+    config = None
     try:
         config = build_config(
             config_file, models, benches, model_arg, bench_arg, judge_arg, limit=limit, out=out, seed=seed, judge=judge,
@@ -127,6 +147,8 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
         outcomes = runner.run()
     except (ConfigError, PluginError) as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        interrupted(config.out if config else out)
     if not runner.dist.is_main:  # rank 0 reports for every rank
         sys.exit(1 if any(o.error for o in outcomes) else 0)
     table = Table("model", "benchmark", "score", "n", "errors", "unparsed", "new", "reused", title="vdpm-harness run")
@@ -156,30 +178,36 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
 @MAX_ERROR_RATE
 def rescore(run_dir, judge, judge_arg, results_dir, max_error_rate):
     """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
-    from .pipeline import pair_folders, write_leaderboard
+    from .pipeline import PairRefused, pair_folders, write_leaderboard
     from .pipeline import rescore as rescore_pair
 
     host = get_host()
     folders = pair_folders(Path(run_dir))
     if not folders:
         fail(f"no run.json under {run_dir}: not a vdpm-harness results folder")
-    roots, unsuccessful = set(), []
+    roots, failed = set(), 0
     try:
         judge_plugin = host.create("judges", judge, judge_options(judge_arg)) if judge else None
         for folder in folders:
-            result = rescore_pair(host, folder, judge_plugin)
+            try:
+                result = rescore_pair(host, folder, judge_plugin)
+            except (StoreError, SchemaVersionError, PairRefused, OutputError) as exc:  # this pair only
+                console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                failed += 1
+                continue
             metric = result.metrics[result.primary]
-            click.echo(
-                f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} (n={result.n_samples})"
-            )
-            unsuccessful += report_errors(console, [result])
+            n = f"n={result.n_samples}"
+            if not result.complete:
+                n += f" of {result.n_expected}, INCOMPLETE"
+            click.echo(f"{result.model} · {result.benchmark}: {result.primary} {metric.value:.2f} ({n})")
+            failed += len(report_errors(console, [result]))
             roots.add(Path(results_dir) if results_dir else folder.parent.parent)
     except PluginError as exc:
         fail(str(exc))
     for root in sorted(roots):
         for path in write_leaderboard(host, root, max_error_rate=max_error_rate):
             console.print(f"wrote {path}", soft_wrap=True, highlight=False)
-    if unsuccessful:
+    if failed:
         sys.exit(1)
 
 
@@ -383,6 +411,8 @@ def main(argv=None):
         cli.main(args=argv, prog_name="vdpm-harness")
     except (ConfigError, PluginError) as exc:
         fail(str(exc))
+    except (StoreError, SchemaVersionError, OutputError) as exc:  # a folder that cannot be used or written
+        fail(str(exc), code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

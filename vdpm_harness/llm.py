@@ -32,7 +32,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,12 +212,45 @@ class ChatClient:
     # -- public ------------------------------------------------------------------------------------------------------
 
     def complete_many(self, payloads: list[dict]) -> list[Reply]:
-        """Send every payload (at most ``concurrency`` at a time); replies in input order."""
+        """Send every payload (at most ``concurrency`` at a time); replies in input order.
+
+        The requests run on daemon threads, so an interrupt (Ctrl-C) returns at once: no new request starts, and
+        the requests in flight are abandoned rather than waited for (the threads of a ``ThreadPoolExecutor`` are
+        joined when the interpreter exits, which would wait for each of them up to ``timeout`` times its retries).
+        """
         if not payloads:
             return []
-        workers = min(self.options.concurrency, len(payloads))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            return list(pool.map(self.complete, payloads))
+        replies: list[Reply | None] = [None] * len(payloads)
+        failures: list[BaseException] = []
+        indices = iter(range(len(payloads)))
+        lock, stop = threading.Lock(), threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                with lock:
+                    index = next(indices, None)
+                if index is None:
+                    return
+                try:
+                    replies[index] = self.complete(payloads[index])
+                except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
+                    failures.append(exc)
+                    stop.set()
+
+        threads = [
+            threading.Thread(target=work, name=f"{self.name}-{i}", daemon=True)
+            for i in range(min(self.options.concurrency, len(payloads)))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        finally:
+            stop.set()
+        if failures:
+            raise failures[0]
+        return replies
 
     def complete(self, payload: dict) -> Reply:
         """Send one chat-completions payload (a JSON-serializable dict), from the cache when it holds the reply."""

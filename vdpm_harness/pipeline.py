@@ -20,6 +20,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,19 @@ from .records import (
     Sample,
     Score,
     TextPart,
+    read_record,
     stable_hash,
 )  # fmt: skip
 from .repro import environment_record, now
-from .store import PredictionStore, result_key, write_atomic, write_jsonl
+from .store import (
+    FolderLock,
+    PredictionStore,
+    clean_stale_temporaries,
+    jsonl,
+    result_key,
+    write_atomic,
+    write_atomic_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,9 @@ class WorkItem:
     key: str
     frame_indices: list[list[int]] | None
     error: str | None = None
+    #: ``Model.prefix_key`` of the request: items with the same key are planned next to each other and batched
+    #: together where they fit (:func:`group_by_prefix`, :func:`opens_batch`).
+    prefix: str | None = None
 
 
 @dataclass
@@ -191,7 +204,30 @@ def plan(benchmark: Benchmark, model: Model, samples: list[Sample], frames: Fram
             request.generation,
         )  # fmt: skip
         items.append(WorkItem(sample, request, key, indices, error))
-    return items
+    return group_by_prefix(model, items)
+
+
+def group_by_prefix(model: Model, items: list[WorkItem]) -> list[WorkItem]:
+    """The items with each one's ``prefix`` set to ``model.prefix_key`` of its request, those sharing a key moved
+    next to the first of them (a stable order: groups by their first item, items in order within a group), so that
+    a model that encodes a shared prompt prefix once (several questions about one video) finds them in one batch.
+    Without keys (the default of ``Model.prefix_key``) the order is unchanged. Result keys do not depend on it."""
+    groups: dict[Any, list[WorkItem]] = {}
+    for item in items:
+        if item.error is None:
+            item.prefix = model.prefix_key(item.request)
+        groups.setdefault(object() if item.prefix is None else item.prefix, []).append(item)
+    return [item for group in groups.values() for item in group]
+
+
+def opens_batch(batch: list[WorkItem], item: WorkItem, group_sizes: Counter, batch_size: int) -> bool:
+    """Whether ``item`` should start a new batch rather than join ``batch``: it begins another prefix group
+    (:func:`group_by_prefix`) of ``group_sizes[item.prefix]`` pending items that would not fit in the room left but
+    fits in a batch of its own. A group larger than a batch fills the current one and goes on in the next."""
+    if not batch or item.prefix is None or item.prefix == batch[-1].prefix:
+        return False
+    size = group_sizes[item.prefix]
+    return len(batch) + size > batch_size and size <= batch_size
 
 
 def choice_problem(sample: Sample, request: Request) -> str | None:
@@ -293,16 +329,25 @@ class Inference:
                 response.seconds = round(elapsed, 4)
         return [self.record(item, response) for (item, _), response in zip(batch, responses)]
 
-    def run(self, items: list[WorkItem], progress: Progress | None = None, claims: WorkClaims | None = None) -> None:
-        """Answer every item not stored yet. With ``claims`` (data parallel), only the chunks this process claims."""
-        done = self.store.load()
+    def run(
+        self, items: list[WorkItem], progress: Progress | None = None, claims: WorkClaims | None = None,
+        done: dict[str, Prediction] | None = None, count_reused: bool = True,
+    ) -> None:  # fmt: skip
+        """Answer every item not stored yet. With ``claims`` (data parallel), only the chunks this process claims.
+
+        ``done`` is what was stored before this launch began (read now when not given): under ``torchrun`` every rank
+        reads it before any rank infers, and only one rank counts it (``count_reused``), so the summed counts of the
+        ranks say each sample once (``new`` by the rank that answered it, ``reused`` by rank 0).
+        """
+        done = self.store.load() if done is None else done
         pending = []
         for item in items:
             previous = done.get(item.key)
             if previous is not None and (previous.status == "ok" or not self.config.retry_errors):
-                self.counts["reused"] += 1
+                self.counts["reused"] += count_reused
             else:
                 pending.append(item)
+        group_sizes = Counter(item.prefix for item in pending if item.prefix is not None)  # see opens_batch
         task = None
         if progress is not None:
             title = f"{self.model.id} · {self.benchmark.id}" + (" (this rank)" if claims is not None else "")
@@ -375,13 +420,20 @@ class Inference:
                     self.timings["media"] += time.perf_counter() - start
                 yield item
 
-        with ThreadPoolExecutor(1, thread_name_prefix="vdpm-stage") as stager:
-            for item, media in timed(self.media_stream(runnable())):
+        # ``closing``: however the loop ends (Ctrl-C included), the stream and its decode workers stop right here,
+        # not when the garbage collector gets to the generator
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="vdpm-stage") as stager,
+            closing(self.media_stream(runnable())) as stream,
+        ):
+            for item, media in timed(stream):
                 if isinstance(media, Exception):
                     reason = f"video error: {media}"
                     self.store.append([self.record(item, Response(sample_id=item.sample.sample_id, error=reason))])
                     advance(1)
                     continue
+                if opens_batch([queued for queued, _ in batch], item, group_sizes, self.model.batch_size):
+                    flush()
                 seed = sample_seed(self.config.seed, item.key)
                 batch.append((item, PreparedRequest(item.request, item.key, seed, media, item.sample.category)))
                 if len(batch) >= self.model.batch_size:
@@ -480,13 +532,18 @@ def summarize(benchmark: Benchmark, label: str, scores: list[Score], run: RunRec
 
 def finish_pair(
     host: Host, benchmark: Benchmark, label: str, folder: Path, samples: list[Sample],
-    predictions: dict[str, Prediction], run: RunRecord, judge: Judge | None,
+    predictions: dict[str, Prediction], run: RunRecord, judge: Judge | None, n_expected: int | None = None,
 ) -> BenchmarkResult:  # fmt: skip
-    """Score, aggregate and write ``scores.jsonl`` and ``results.json``; tell subscribers."""
+    """Score, aggregate and write ``scores.jsonl`` and ``results.json``, both or neither (a failure anywhere leaves
+    the previous pair of files as it was); tell subscribers. ``n_expected``: how many samples the run covers, when
+    ``samples`` are only part of them (the result is then marked ``complete: false``)."""
     scores = score_predictions(benchmark, samples, predictions, judge)
-    write_jsonl(folder / "scores.jsonl", scores)
     result = summarize(benchmark, label, scores, run.model_copy(update={"finished": run.finished or now()}))
-    write_atomic(folder / "results.json", result.model_dump_json(indent=2))
+    expected = len(samples) if n_expected is None else n_expected
+    result = result.model_copy(update={"n_expected": expected, "complete": len(samples) >= expected})
+    write_atomic_files(
+        {folder / "scores.jsonl": jsonl(scores), folder / "results.json": result.model_dump_json(indent=2)}
+    )
     host.pm.hook.benchmark_finished(result=result, run_dir=folder)
     return result
 
@@ -508,6 +565,7 @@ def write_leaderboard(
     from .leaderboard import DEFAULT_MAX_ERROR_RATE, collect
 
     board = collect(out_dir, DEFAULT_MAX_ERROR_RATE if max_error_rate is None else max_error_rate)
+    clean_stale_temporaries(out_dir)  # a reporter's temporary file left by a killed process
     written = []
     names = reporters if reporters is not None else [entry.id for entry in host.registry("reporters")]
     for name in names:
@@ -623,22 +681,46 @@ class Runner:
         return outcomes
 
     def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress) -> PairOutcome:
-        """Infer on every rank, then (after one barrier) score and report on rank 0."""
+        """Infer on every rank, then (after one barrier) score and report on rank 0.
+
+        Rank 0 holds the pair folder's :class:`~vdpm_harness.store.FolderLock` from before inference until the
+        results are written: another run on the same folder stops with a message naming this one, instead of
+        computing every sample again beside it.
+        """
+        with ExitStack() as held:  # the folder lock, released on every way out
+            return self._run_pair(held, model_spec, model, label, bench_spec, benchmark, judge, progress)
+
+    def _run_pair(self, held: ExitStack, model_spec, model, label, bench_spec, benchmark, judge, progress):
         folder = self.out / label / benchmark.id
         outcome = PairOutcome(label, benchmark.id)
         try:
-            samples = self.samples(benchmark)  # first: every rank reaches its barrier
-            run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
-            folder.mkdir(parents=True, exist_ok=True)
-            if self.dist.is_main:
-                write_atomic(folder / "run.json", run.model_dump_json(indent=2))
+            refusal = None
+            try:
+                samples = self.samples(benchmark)  # first: every rank reaches its barrier
+                run = self.run_record(model_spec, model, label, bench_spec, benchmark, judge)
+                if self.dist.is_main:
+                    held.enter_context(FolderLock(folder, "run"))
+                    check_dataset_revision(folder, run)
+                    write_atomic(folder / "run.json", run.model_dump_json(indent=2))
+                store = PredictionStore(folder, shard=self.dist.shard())
+                done = store.load()  # what this launch finds stored
+            except PluginError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - told to the other ranks first
+                refusal = exc
+            # Every rank learns whether every rank can go on. The exchange is also a barrier: no rank infers before
+            # every rank has read ``done``, so no sample counts as both new and reused.
+            verdicts = [v for v in self.dist.gather(None if refusal is None else str(refusal)) if v]
+            if refusal is not None:
+                raise refusal
+            if verdicts:
+                raise PairRefused(verdicts[0])
             items = plan(benchmark, model, samples, bench_spec.frames)
-            store = PredictionStore(folder, shard=self.dist.shard())
             claims = None
             if self.dist.active:
                 claims = WorkClaims(folder, self.dist.launch_id, chunk_size=max(2 * model.batch_size, 4))
             inference = Inference(model, benchmark, store, self.config, self.secrets)
-            inference.run(items, progress, claims)
+            inference.run(items, progress, claims, done=done, count_reused=self.dist.is_main)
             outcome.counts = inference.counts
             outcome.timings = {k: round(v, 3) for k, v in sorted(inference.timings.items())}
         except PluginError:
@@ -667,6 +749,34 @@ class Runner:
         self.console.print(f"[red]{escape(outcome.error)}[/red]", soft_wrap=True, highlight=False)
 
 
+class PairRefused(RuntimeError):
+    """A pair that cannot be run or scored as asked: its folder holds results of other data, it holds no prediction
+    to score, or another rank could not start it. The message says which and what to do."""
+
+
+def check_dataset_revision(folder: Path, run: RunRecord) -> None:
+    """Refuse to add to, or replace, a pair's stored results computed on another revision of the benchmark's data
+    (another data folder, a rebuilt set): the result keys name samples, not their content, so the old responses
+    would be reused for new questions and the leaderboard row silently replaced."""
+    path = folder / "run.json"
+    stored = any(folder.glob("predictions*.jsonl")) or (folder / "results.json").is_file()
+    if not (path.is_file() and stored):
+        return
+    previous = read_record(RunRecord, path.read_bytes(), path)
+    old, new = previous.benchmark.get("dataset_revision"), run.benchmark.get("dataset_revision")
+    if old and new and old != new:
+
+        def where(record: RunRecord) -> str:
+            data = (record.benchmark.get("options") or {}).get("data_dir")
+            return f" in {data}" if data else ""
+
+        raise PairRefused(
+            f"{folder} holds results of {run.benchmark.get('id')} on dataset revision {old}{where(previous)}, but this "
+            f"run reads revision {new}{where(run)}: they would be mixed with or replace those results. Write to "
+            f"another results folder (--out), or move {folder} away to start afresh."
+        )
+
+
 # --- rescore ---------------------------------------------------------------------------------------------------------
 
 
@@ -683,9 +793,20 @@ def resolve_judge(host: Host, judge: Judge | str | None) -> Judge | None:
 
 
 def rescore(host: Host, folder: Path, judge: Judge | str | None = None) -> BenchmarkResult:
-    """Re-extract and re-score a finished pair from its stored predictions, without running the model."""
+    """Re-extract and re-score a finished pair from its stored predictions, without running the model.
+
+    Holds the pair folder's lock throughout (a run still writing the folder makes this stop, naming it). A run that
+    did not finish is scored over the samples it has predictions for, with a warning, and the result says so
+    (``complete: false``, ``n_expected``); a folder without a prediction of the run's model is refused.
+    """
     judge = resolve_judge(host, judge)
-    run = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
+    with FolderLock(folder, "rescore"):
+        return _rescore(host, folder, judge)
+
+
+def _rescore(host: Host, folder: Path, judge: Judge | None) -> BenchmarkResult:
+    path = folder / "run.json"
+    run = read_record(RunRecord, path.read_bytes(), path)
     bench_info = run.benchmark
     benchmark = host.create("benchmarks", bench_info["name"], bench_info["options"])
     if benchmark.version != bench_info["version"]:
@@ -701,9 +822,21 @@ def rescore(host: Host, folder: Path, judge: Judge | str | None = None) -> Bench
         kept = predictions.get(record.sample_id)
         if kept is None or (record.status == "ok") >= (kept.status == "ok"):
             predictions[record.sample_id] = record
-    samples = [s for s in benchmark.samples() if s.sample_id in predictions]
+    if not predictions:
+        raise PairRefused(f"{folder}: no stored prediction of the model {run.model.get('label')} on {benchmark.id}")
+    every = list(benchmark.samples())
+    samples = [s for s in every if s.sample_id in predictions]
+    # the samples the run covers: its limit's first ones (an import covers what its file held)
+    covered = samples if run.model.get("name") == "imported" else every[: run.limit] if run.limit else every
+    n_expected = len({s.sample_id for s in covered} | {s.sample_id for s in samples})
+    if len(samples) < n_expected:
+        log.warning(
+            "%s: predictions for only %d of the %d samples of this run (it did not finish); the result covers those "
+            "%d and is marked incomplete (complete: false in results.json). Rerun the run's command to finish it.",
+            folder, len(samples), n_expected, len(samples),
+        )  # fmt: skip
     run = run.model_copy(update={"judge": judge.info() if judge else None, "rescored": now()})
-    return finish_pair(host, benchmark, run.model["label"], folder, samples, predictions, run, judge)
+    return finish_pair(host, benchmark, run.model["label"], folder, samples, predictions, run, judge, n_expected)
 
 
 # --- import -----------------------------------------------------------------------------------------------------------
@@ -716,10 +849,14 @@ def import_runs(
     """Turn external output files into harness runs (one pair folder per imported model), then score them.
 
     Importing the same file twice adds nothing: each response is keyed by the file's label and the sample id.
-    Only the samples present in the file are scored. ``progress`` is told each step in words (the console's display
-    of ``vdpm-harness import``).
+    Only the samples present in the file are scored. Each pair folder is locked while it is written. ``progress`` is
+    told each step in words (the console's display of ``vdpm-harness import``).
     """
-    progress = progress or (lambda step: None)
+    with ExitStack() as held:
+        return _import_runs(held, host, benchmark, path, out, judge, progress or (lambda step: None))
+
+
+def _import_runs(held: ExitStack, host: Host, benchmark: Benchmark, path: Path, out: Path, judge, progress) -> list:
     judge = resolve_judge(host, judge)
     progress(f"reading the samples of {benchmark.id}")
     known = {s.sample_id: s for s in benchmark.samples()}
@@ -746,6 +883,8 @@ def import_runs(
             judge=judge.info() if judge else None,
             environment=environment_record(set()),
         )  # fmt: skip
+        held.enter_context(FolderLock(folder, "import"))
+        check_dataset_revision(folder, run)
         write_atomic(folder / "run.json", run.model_dump_json(indent=2))
         store = PredictionStore(folder)
         stored = store.load()

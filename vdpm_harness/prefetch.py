@@ -11,12 +11,26 @@ The harness decodes the videos of upcoming requests while the model works on the
 
 Workers are started with ``forkserver`` (``spawn`` where it is missing), never ``fork``, so a Prefetcher is safe
 in a process that already runs torch/CUDA threads.
+
+Stopping: Ctrl-C is the calling process's to handle. A terminal sends SIGINT to the whole process group, and a worker
+dying of it would break the pool while the caller stops it, which in CPython before 3.12 can crash the pool's
+manager thread and hang the exit (``InvalidStateError`` in ``terminate_broken``: python/cpython#107219, fixed by
+python/cpython#108974), so workers ignore SIGINT. A Prefetcher left by an exception (Ctrl-C included) kills its
+workers instead of waiting for the items they are on, and workers never outlive the process that started them, however
+it ends (``kill -9``, SIGTERM): on Linux each asks the kernel to kill it when its parent dies (``prctl``
+``PR_SET_PDEATHSIG``), and each watches that the starting process still exists.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import reprlib
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +41,43 @@ from .records import FramePolicy
 from .video import DecodedVideo, decode
 
 _END = object()  # marks the end of the input
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs: it does not exist, or it is a zombie (dead, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def _watch(owner: int, interval: float) -> None:
+    while not _process_gone(owner):
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _worker_init(owner: int, interval: float = 0.5) -> None:
+    """First thing in every worker process: ignore Ctrl-C (the owner stops the workers), die with the parent
+    (``PR_SET_PDEATHSIG``: the forkserver, which exits when the owner does, or the owner itself under ``spawn``),
+    and watch the owner, the process that created the Prefetcher."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if _process_gone(owner):  # it died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch, args=(owner, interval), name="vdpm-owner-watch", daemon=True).start()
 
 
 class WorkerCrashed(RuntimeError):
@@ -79,18 +130,31 @@ class Prefetcher:
     def __enter__(self) -> Prefetcher:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(abort=exc_type is not None)
 
-    def close(self) -> None:
-        """Shut the worker processes down."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Shut the worker processes down: after the items in flight (``abort=False``) or at once (``abort=True``,
+        used when an exception such as Ctrl-C leaves the Prefetcher: the results are no longer wanted)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if abort:
+            # The manager thread sees the dead workers and fails the pending futures (none is cancelled: see map).
+            # ``ProcessPoolExecutor.kill_workers`` does this from Python 3.14 (python/cpython#128041).
+            kill = getattr(pool, "kill_workers", None)
+            if kill is not None:
+                kill()
+            else:
+                for process in list((pool._processes or {}).values()):
+                    process.kill()
+        pool.shutdown(wait=True)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=self._context, initializer=_worker_init, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def _restart(self) -> None:
@@ -152,5 +216,7 @@ class Prefetcher:
                 yield item, result
                 fill()
         finally:
-            for _, future, _ in pending:
-                future.cancel()
+            # The futures still pending are dropped, never cancelled: a cancelled future that the pool's manager later
+            # fails (a worker died) crashes that thread before 3.12 (python/cpython#107219). Their work is at most
+            # ``depth`` items, done by a normal close or cut short by an aborting one.
+            pending.clear()

@@ -16,9 +16,35 @@ import json
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION = 1
+#: The schema versions this release reads. A record of any other version is refused, never guessed at.
+READABLE_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+
+
+class SchemaVersionError(ValueError):
+    """A stored record has a schema version this release cannot read; the message names the file (and line)."""
+
+
+def schema_problem(exc: ValidationError) -> str | None:
+    """The message of ``exc``'s error about a ``schema_version`` field (of the record or a nested one), if any."""
+    for error in exc.errors():
+        if error["loc"] and error["loc"][-1] == "schema_version":
+            return error["msg"].removeprefix("Value error, ")
+    return None
+
+
+def read_record(cls: type[BaseModel], text: str | bytes, source: str | os.PathLike) -> Any:
+    """``cls`` validated from JSON ``text``; a record of an unknown schema version raises
+    :class:`SchemaVersionError` naming ``source`` (other validation errors are raised unchanged)."""
+    try:
+        return cls.model_validate_json(text)
+    except ValidationError as exc:
+        problem = schema_problem(exc)
+        if problem:
+            raise SchemaVersionError(f"{source}: {problem}") from None
+        raise
 
 
 class Strict(BaseModel):
@@ -31,6 +57,17 @@ class Record(Strict):
     """Base of the top-level records: JSON round trip and a schema version."""
 
     schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, value: int) -> int:
+        if value not in READABLE_SCHEMA_VERSIONS:
+            known = ", ".join(map(str, sorted(READABLE_SCHEMA_VERSIONS)))
+            raise ValueError(
+                f"{cls.__name__} of schema_version {value}, which this release of vdpm-harness does not know (it "
+                f"reads version {known}): written by another release? Read it with the release that wrote it"
+            )
+        return value
 
     def to_json(self) -> str:
         return self.model_dump_json()
@@ -302,6 +339,11 @@ class BenchmarkResult(Record):
     n_errors: int
     unparsed_rate: float | None = None
     scoring: str
+    #: False when the metrics cover only part of the run's samples: ``rescore`` of a run that did not finish scores
+    #: the samples it has predictions for (``n_samples``) out of the ``n_expected`` the run covers, and says so.
+    complete: bool = True
+    #: How many samples the run covers (None in files written before this field existed).
+    n_expected: int | None = None
     #: The most frequent reasons of the errors (model, video, benchmark or judge failures), each with its count,
     #: most frequent first (:func:`vdpm_harness.stats.error_reasons`; secrets are redacted when errors are recorded).
     error_reasons: dict[str, int] = Field(default_factory=dict)
