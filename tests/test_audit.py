@@ -67,7 +67,8 @@ def audit_host(host):
 def test_binomial_tail_and_holm_match_statsmodels():
     proportion = pytest.importorskip("statsmodels.stats.proportion")
     multitest = pytest.importorskip("statsmodels.stats.multitest")
-    for k, n, p in [(7, 20, 0.25), (0, 10, 0.25), (10, 10, 0.25), (46, 80, 0.25), (3, 5, 0.5)]:
+    for k, n, p in [(7, 20, 0.25), (0, 10, 0.25), (10, 10, 0.25), (46, 80, 0.25), (3, 5, 0.5), (500, 1816, 0.25),
+                    (1, 2000, 0.001)]:  # fmt: skip
         assert binomial_tail(k, n, p) == pytest.approx(proportion.binom_test(k, n, p, alternative="larger"), rel=1e-9)
     p_values = [0.01, 0.04, 0.03, 0.5, 0.0001]
     assert holm(p_values) == pytest.approx(list(multitest.multipletests(p_values, method="holm")[1]))

@@ -15,7 +15,8 @@ reports per category:
   baseline beats chance significantly there;
 * the simultaneous interval of each accuracy (Wilson at level ``1 - alpha / tests``, Bonferroni), and whether chance
   lies inside it;
-* the distribution of the correct letters and of the correct answer texts.
+* the distribution of the correct letters and of the correct answer texts (case and spacing folded, as the prior
+  compares them).
 
 Without a training split the prior learns from the audited benchmark itself, each question answered from the other
 videos' questions only (``holdout="video"``); with ``train_bench`` it learns from that benchmark instead.
@@ -55,12 +56,17 @@ PRIOR_BASELINES = [
 
 def binomial_tail(k: int, n: int, p: float) -> float:
     """``P(X >= k)`` for ``X ~ Binomial(n, p)``: the one-sided exact p-value of ``k`` successes in ``n`` against
-    ``p``."""
+    ``p`` (summed in log space, so thousands of trials neither overflow nor underflow)."""
     if k <= 0:
         return 1.0
-    if k > n:
+    if k > n or p <= 0.0:
         return 0.0
-    return min(1.0, math.fsum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q, log_n = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    logs = [log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q for i in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(x - top) for x in logs))
 
 
 def better_than_chance(accuracy: MetricValue, chance: float) -> tuple[float, float, float]:
@@ -187,7 +193,7 @@ def audit(scores: dict[str, list[Score]], samples: list[Sample], categories: lis
 def _answer_text(sample: Sample) -> str:
     letters = [chr(ord("A") + i) for i in range(len(sample.options))]
     if sample.answer in letters:
-        return " ".join(option_text(sample.options[letters.index(sample.answer)]).split())
+        return " ".join(option_text(sample.options[letters.index(sample.answer)]).split()).casefold()
     return str(sample.answer)
 
 
