@@ -17,8 +17,9 @@ dying of it would break the pool while the caller stops it, which in CPython bef
 manager thread and hang the exit (``InvalidStateError`` in ``terminate_broken``: python/cpython#107219, fixed by
 python/cpython#108974), so workers ignore SIGINT. A Prefetcher left by an exception (Ctrl-C included) kills its
 workers instead of waiting for the items they are on, and workers never outlive the process that started them, however
-it ends (``kill -9``, SIGTERM): on Linux each asks the kernel to kill it when its parent dies (``prctl``
-``PR_SET_PDEATHSIG``), and each watches that the starting process still exists.
+it ends (``kill -9``, SIGTERM): each watches, twice a second, that this process still runs, and on Linux also asks
+the kernel to kill it when its parent dies (``prctl(PR_SET_PDEATHSIG)``, prctl(2); the parent is this process under
+``spawn``, the forkserver process under ``forkserver``).
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def _watch(owner: int, interval: float) -> None:
 
 
 def _worker_init(owner: int, interval: float = 0.5) -> None:
-    """First thing in every worker process: ignore Ctrl-C (the owner stops the workers), die with the parent
-    (``PR_SET_PDEATHSIG``: the forkserver, which exits when the owner does, or the owner itself under ``spawn``),
-    and watch the owner, the process that created the Prefetcher."""
+    """First thing in every worker process: ignore Ctrl-C (the owner stops the workers), die with the parent process
+    (``PR_SET_PDEATHSIG``), and watch the owner, the process that created the Prefetcher (under ``forkserver`` the
+    parent is the server process, which outlives the owner as long as workers hold its pipe)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:

@@ -307,8 +307,9 @@ class FolderLock:
     holds the owner's pid, host, start time and purpose so that another process can say who has it.
 
     The kernel releases the lock when its process ends, however it ends (``kill -9`` included), so a lock is never
-    stale. ``flock`` locks work across hosts on NFS (Linux emulates them with byte-range locks there). The owner
-    also removes the temporaries that dead writers left in the folder (:func:`clean_stale_temporaries`).
+    stale. ``flock`` locks work across hosts on NFS (Linux emulates them with byte-range locks there: flock(2),
+    NOTES). The owner also removes the temporaries that dead writers left in the folder
+    (:func:`clean_stale_temporaries`).
     """
 
     def __init__(self, folder: str | Path, purpose: str = "run"):
