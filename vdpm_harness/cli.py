@@ -405,8 +405,29 @@ def generate():
 # --- entry point ---------------------------------------------------------------------------------------------------
 
 
+#: Entry points of packages that add commands to the command line without being plugins, such as the trainers of
+#: ``training/`` (``train``), which import plugins and so cannot be one: each names a function
+#: ``register_commands(cli)``. The core reads the group without naming any such package.
+COMMAND_ENTRY_POINTS = "vdpm_harness.commands"
+
+
+def add_entry_point_commands(group: click.Group) -> None:
+    """Call every ``vdpm_harness.commands`` entry point with ``group``; one that fails is reported as broken
+    (``vdpm-harness plugins``) and the other commands still work."""
+    import traceback
+    from importlib import metadata
+
+    host = get_host()
+    for ep in metadata.entry_points(group=COMMAND_ENTRY_POINTS):
+        try:
+            ep.load()(group)
+        except Exception:  # noqa: BLE001 - reported by `vdpm-harness plugins`
+            host.broken[f"{COMMAND_ENTRY_POINTS}:{ep.name}"] = f"{ep.value}: {traceback.format_exc()}"
+
+
 def main(argv=None):
     get_host().add_commands(cli)
+    add_entry_point_commands(cli)
     try:
         cli.main(args=argv, prog_name="vdpm-harness")
     except (ConfigError, PluginError) as exc:

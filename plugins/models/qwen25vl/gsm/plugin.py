@@ -87,4 +87,7 @@ class Qwen25VLGSM(Qwen25VL):
             "parameters": sum(p.numel() for p in gsm.parameters()),
             "encoder_parameters": sum(p.numel() for p in gsm.spatial_encoder.parameters()),
         }  # fmt: skip
+        training = getattr(self._model.config, "vdpm_training", None)
+        if training:  # the training run that wrote the checkpoint (vdpm-harness train gsm: config.json)
+            details["training"] = training
         return details

@@ -1,0 +1,147 @@
+"""Checkpoints: what ``qwen25vl-gsm`` loads, plus the training state a rerun resumes from.
+
+A checkpoint is ``OUT/checkpoints/step-NNNNNN/``:
+
+* the GSM checkpoint in the released layout, written by the plugin's own
+  :func:`vdpm_harness_plugins.models.qwen25vl.gsm.checkpoints.save` (``config.json`` with its ``gsm`` section,
+  safetensors, ``generation_config.json``) and the processor's files, so ``--model qwen25vl-gsm --model-arg
+  path=OUT/final`` evaluates it; ``config.json`` also records the training run (``vdpm_training``: run id, step,
+  base), which the plugin reports in every run record;
+* ``training.json``: the run id, the step, the resolved configuration, the data's digest, counters; written last, so
+  a folder without it is incomplete;
+* ``state/``: the float32 master weights and the AdamW state, sharded as they are in training
+  (``torch.distributed.checkpoint``; it reshards on load, so a run may resume with another process count).
+
+A checkpoint is written into ``.step-NNNNNN.partial`` and renamed when complete, so ``kill -9`` at any moment leaves
+the previous checkpoints intact; a rerun of the same command resumes from the newest complete one at the step after
+it, with the same data order (a function of the seed and the step) and learning rates (a function of the step).
+``OUT/final`` links to the last step's checkpoint. The ``keep_checkpoints`` newest step checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from vdpm_harness.store import write_atomic
+from vdpm_harness_plugins.models.qwen25vl.gsm import checkpoints as gsm_checkpoints
+
+from .parallel import World
+
+CHECKPOINTS = "checkpoints"
+TRAINING_FILE = "training.json"
+STATE_FOLDER = "state"
+FINAL = "final"
+#: The ``config.json`` key of the training record (read by the ``qwen25vl-gsm`` plugin's ``describe``).
+CONFIG_KEY = "vdpm_training"
+
+
+def step_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def completed(out: Path) -> list[tuple[int, Path]]:
+    """The complete checkpoints under ``out`` (a ``training.json`` in them), oldest first."""
+    folder = Path(out) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.name.startswith("step-") and (path / TRAINING_FILE).is_file():
+            found.append((int(path.name[5:]), path))
+    return sorted(found)
+
+
+def latest(out: Path) -> tuple[int, Path] | None:
+    found = completed(out)
+    return found[-1] if found else None
+
+
+class _Gathered:
+    """What the plugin's ``save`` reads of a model (config, GSM settings, generation config, ``state_dict()``), with
+    the full state gathered from the shards."""
+
+    def __init__(self, model, state: dict[str, torch.Tensor]):
+        self.config, self.gsm, self.generation_config = model.config, model.gsm, model.generation_config
+        self._state = state
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state
+
+
+def full_weights(wrapper, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The model's full state dict in ``dtype`` on the CPU, on rank 0 (empty elsewhere); every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(wrapper, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k.removeprefix("model."): (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def save(out: Path, step: int, wrapper, optimizer, world: World, processor, record: dict[str, Any], *,
+         dtype: torch.dtype, keep: int) -> Path:  # fmt: skip
+    """Write the checkpoint of ``step`` (every rank calls this); returns its folder."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    root = Path(out) / CHECKPOINTS
+    target = root / step_name(step)
+    staging = root / f".{step_name(step)}.partial"
+    if world.is_main:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    world.barrier()
+    model_state, optim_state = get_state_dict(wrapper, optimizer)
+    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(staging / STATE_FOLDER))
+    weights = full_weights(wrapper, dtype)
+    if world.is_main:
+        model = wrapper.model
+        model.config.__dict__[CONFIG_KEY] = {k: record[k] for k in ("run_id", "step", "base", "data_digest")}
+        gsm_checkpoints.save(_Gathered(model, weights), staging)
+        processor.save_pretrained(staging)
+        write_atomic(staging / TRAINING_FILE, json.dumps(record, indent=1, default=str) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        prune(Path(out), keep)
+    world.barrier()
+    return target
+
+
+def prune(out: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest step checkpoints (and partial ones a crash left), never ``final``'s."""
+    final = (out / FINAL).resolve() if (out / FINAL).is_symlink() else None
+    for _, path in completed(out)[:-keep]:
+        if path.resolve() != final:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in (out / CHECKPOINTS).glob(".step-*.partial"):  # left by a killed run (none is being written now)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_final(out: Path, folder: Path) -> Path:
+    """``OUT/final`` -> the last checkpoint (a relative symbolic link, replaced atomically)."""
+    link = Path(out) / FINAL
+    tmp = Path(out) / f".{FINAL}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(Path(os.path.relpath(folder, out)))
+    os.replace(tmp, link)
+    return link
+
+
+def load(folder: Path, wrapper, optimizer) -> dict[str, Any]:
+    """Restore the master weights and AdamW state of a checkpoint (every rank); returns its ``training.json``."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optim_state = get_state_dict(wrapper, optimizer)
+    state = {"model": model_state, "optim": optim_state}
+    dcp.load(state, checkpoint_id=str(Path(folder) / STATE_FOLDER))
+    set_state_dict(wrapper, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    if dist.is_initialized():
+        dist.barrier()
+    return json.loads((Path(folder) / TRAINING_FILE).read_text())
