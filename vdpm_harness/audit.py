@@ -184,16 +184,21 @@ def audit(scores: dict[str, list[Score]], samples: list[Sample], categories: lis
     for category in report.categories:
         chosen = [s for s in samples if category in (OVERALL, _category(s))]
         letters = Counter(str(s.answer) for s in chosen)
-        answers = Counter(_answer_text(s) for s in chosen)
+        texts = [_answer_text(s) for s in chosen]
+        answers = Counter(text.casefold() for text in texts)
+        shown = {}  # each answer as first written
+        for text in texts:
+            shown.setdefault(text.casefold(), text)
         report.distributions[category] = Distribution(len(chosen), dict(sorted(letters.items())),
-                                                      answers.most_common(), len(answers))  # fmt: skip
+                                                      [(shown[k], n) for k, n in answers.most_common()],
+                                                      len(answers))  # fmt: skip
     return report
 
 
 def _answer_text(sample: Sample) -> str:
     letters = [chr(ord("A") + i) for i in range(len(sample.options))]
     if sample.answer in letters:
-        return " ".join(option_text(sample.options[letters.index(sample.answer)]).split()).casefold()
+        return " ".join(option_text(sample.options[letters.index(sample.answer)]).split())
     return str(sample.answer)
 
 

@@ -3,7 +3,7 @@
 The data is built on first use from a fixed seed, with no download: ``synth-scenes`` renders ``n_videos`` scenes
 (H.264 videos and their exact SceneTracks), then ``dsr-templates`` writes ``qa_per_video`` attempts of the 12 DSR
 templates per scene into ``DSRBench.tsv`` (VLMEvalKit's layout). Building the default set (24 videos of 6 s at
-320x240) takes about 15 seconds on one core. It lands in a cache folder named after every option that shapes the
+320x240) takes about 20 seconds on one core. It lands in a cache folder named after every option that shapes the
 data (``$VDPM_CACHE`` or ``~/.cache/vdpm-harness``) with ``dsr_synth.json`` holding the sha256 of every file,
 verified on every load and summarised in the run's dataset revision.
 
