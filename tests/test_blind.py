@@ -269,6 +269,7 @@ def test_every_model_takes_blind_true(bench_host):
     assert not create_model(bench_host, "openai-chat", {"model": "m"}).blind
     qwen = create_model(bench_host, "qwen25vl-3b", {"blind": True})
     assert qwen.blind and "blind" not in qwen.options.model_dump()
+    assert create_model(bench_host, "qwen25vl-gsm", {"blind": True}).blind
     assert create_model(bench_host, "random", {"blind": False}).blind is False
     with pytest.raises(PluginError, match="blind must be true or false"):
         create_model(bench_host, "random", {"blind": "sometimes"})
@@ -282,3 +283,26 @@ def test_a_blind_api_model_sends_only_text(bench_host, tmp_path):
     assert item.frame_indices == [] and item.request.video_parts() == []
     body = chat.payload(PreparedRequest(item.request, item.key, 0))
     assert body["messages"] == [{"role": "user", "content": "q0?"}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, flags", [("qwen25vl", []), ("qwen25vl-gsm", ["--gsm"])])
+def test_real_models_run_blind_end_to_end(bench_host, tmp_path, model, flags):
+    """Tiny random-weight checkpoints (``vdpm-harness models make-tiny``, offline, CPU) of ``qwen25vl`` and
+    ``qwen25vl-gsm`` answer the fixture's questions with ``blind=true``: text-only prompts (the GSM adds no geometry
+    tokens to a request without media), no frame decoded, a blind run record."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from .conftest import cli_env, run_cli
+
+    folder = tmp_path / "tiny"
+    run_cli("models", "make-tiny", str(folder), *flags, env=cli_env(HF_HUB_OFFLINE="1"))
+    config = build_config(models=model, benches="fixture-videos", out=str(tmp_path / "res"),
+                          model_args=(f"path={folder}", "blind=true", "max_new_tokens=4"),
+                          bench_args=(f"data_dir={tmp_path / 'videos'}", "broken=false", "n_videos=1"),
+                          decode_workers=0)  # fmt: skip
+    [outcome] = Runner(config, bench_host).run()
+    assert outcome.result is not None and outcome.result.n_errors == 0, outcome.error
+    folder = tmp_path / "res" / outcome.label / "fixture-videos"
+    assert outcome.label.endswith("-blind") and json.loads((folder / "run.json").read_text())["model"]["blind"]
+    assert all(p["frame_indices"] == [] and p["status"] == "ok" for p in read_lines(folder / "predictions.jsonl"))
