@@ -1,8 +1,12 @@
-"""DSR-Bench-shaped inference throughput on one GPU: the naive loop of the original code against the harness.
+"""DSR-Bench-shaped inference throughput on one GPU: the naive loop of the original code against the harness, and
+the harness with and without shared prompt prefixes.
 
-Workload (issue 5): synthetic 1280x720 H.264 videos of 20-120 s, 32 frames each at the official pixel setting (at
-most 768*28*28 pixels per frame), the DSR prompt, a short answer, through a randomly initialised Qwen2.5-VL-7B of the
-real configuration in bf16 (a random model of the real size costs the same time as a trained one).
+Workload: synthetic 1280x720 H.264 videos of 20-120 s, 32 frames each at the official pixel setting (at most
+768*28*28 pixels per frame), the DSR prompt, a short answer, through a randomly initialised Qwen2.5-VL-7B of the real
+configuration in bf16 (a random model of the real size costs the same time as a trained one). Questions per video as
+in DSR-Bench (``--questions-per-video``, default 2.58: 1,484 questions over 575 videos): each video gets one question
+plus a uniformly spread share of the rest, and the table's rows are shuffled, so the planner has to bring a video's
+questions together (the order of the real table is not assumed). ``--videos`` sets the number of videos instead.
 
 Paths, on the same samples in one run:
 
@@ -14,15 +18,24 @@ Paths, on the same samples in one run:
   GPU. Run at ``--batch-size`` on all samples and at batch size 1 on ``--identity-samples``;
 * harness, exact kernels (``harness1exact``): the same pipeline at batch size 1 with transformers' own vision
   attention, SDPA and nothing compiled: the model computes exactly what the naive loop computes, so any difference
-  in its predictions would come from the pipeline (frames, timing, prompt, preprocessing), not from kernels.
+  in its predictions would come from the pipeline (frames, timing, prompt, preprocessing), not from kernels;
+* ``shared`` / ``unshared``: the harness at ``--batch-size`` with ``share_prefix`` on (the plugin's default: each
+  video encoded and its prompt prefix prefilled once for all its questions in a batch) and off, on all samples,
+  with the same kernels; ``shared-exact`` / ``unshared-exact``: the same with the exact kernels on
+  ``--identity-samples``; ``warmup``: one batch of ``shared`` first, so that the measured paths find the compile
+  cache as warm as a second run of the same command finds it (its time to the first batch is the cold start-up).
 
 Reported: samples/s over the whole run and in the steady state (after the first batch, which pays compilation),
 projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at the steady rate), GPU busy fraction
 (NVML utilisation sampled every 20 ms), model FLOP utilisation (analytic model FLOPs / wall time / peak) of the whole
 run and of the projected full run, peak GPU memory, and the fraction of greedy predictions that differ from the naive
-loop's.
+loop's; for a ``shared*`` path also the fraction that differ from its ``unshared*`` path (all tokens, and the first
+token), the prefills it ran (one per group of questions about a video in a batch) and its approximate model FLOP
+utilisation counting only the work done (``mfu_actual``; ``mfu`` counts every question's full prompt). Progress
+goes to stdout, the report to ``OUT/bench_dsr_gpu.json`` (and ``bench_dsr_gpu_partial.json`` after each path).
 
-    python perf/bench_dsr_gpu.py --samples 200 --videos 50 --out results-bench
+    python perf/bench_dsr_gpu.py --samples 130 --paths warmup,unshared,shared,naive --naive-samples 12 --out OUT
+    python perf/bench_dsr_gpu.py --smoke --samples 12 --workers 2 --paths unshared,shared --out /tmp/smoke
 """
 
 from __future__ import annotations
@@ -98,20 +111,38 @@ CATEGORIES = ["abs_dis", "abs_dir", "abs_ori", "abs_spd", "abs_spd_comp", "abs_d
               "rel_ori", "rel_spd", "rel_spd_comp", "rel_dir_pred", "non_temp"]  # fmt: skip
 
 
-def write_dsr_table(folder: Path, videos: list[Path], count: int) -> Path:
-    """``count`` questions over the videos as a DSR-Bench table (VLMEvalKit's TSV layout), read by the ``dsr``
-    benchmark plugin exactly like the real one."""
+SUBJECTS = ["the person", "the car", "the dog", "the ball", "the cyclist", "the red square", "the bird", "the truck"]
+
+
+def question_counts(samples: int, videos: int, seed: int = 11) -> list[int]:
+    """Questions per video: one each, the rest spread uniformly at random (a multinomial), ``samples`` in all."""
+    if not 1 <= videos <= samples:
+        raise ValueError(f"{samples} questions cannot cover {videos} videos")
+    rng = np.random.default_rng(seed)
+    return [1 + int(n) for n in rng.multinomial(samples - videos, [1 / videos] * videos)]
+
+
+def write_dsr_table(folder: Path, videos: list[Path], counts: list[int], seed: int = 11) -> Path:
+    """``counts[k]`` questions about ``videos[k]`` as a DSR-Bench table (VLMEvalKit's TSV layout), rows shuffled, read
+    by the ``dsr`` benchmark plugin exactly like the real one. A video's questions differ in their text."""
     import csv
 
+    rows = []
+    for k, (video, count) in enumerate(zip(videos, counts)):
+        for j in range(count):
+            question, options = QUESTIONS[(k + j) % len(QUESTIONS)]
+            question = question.replace("the person", SUBJECTS[j % len(SUBJECTS)]).replace(
+                "the car", SUBJECTS[(j + 1) % len(SUBJECTS)])  # fmt: skip
+            rows.append((video.name, f"{question} (question {j + 1})", options))
+    order = np.random.default_rng(seed).permutation(len(rows))
     path = folder / "DSRBench.tsv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(["index", "video", "question", "options", "answer", "task_type"])
-        for i in range(count):
-            question, options = QUESTIONS[i % len(QUESTIONS)]
+        for i, r in enumerate(order):
+            video, question, options = rows[r]
             letters = [f"{'ABCD'[j]}. {o}" for j, o in enumerate(options)]
-            writer.writerow([i, videos[i % len(videos)].name, question, json.dumps(letters), "A",
-                             CATEGORIES[i % len(CATEGORIES)]])  # fmt: skip
+            writer.writerow([i, video, question, json.dumps(letters), "A", CATEGORIES[i % len(CATEGORIES)]])
     return path
 
 
@@ -196,8 +227,9 @@ def _vision_params(vision) -> int:
 # --- the two paths ----------------------------------------------------------------------------------------------------
 
 
-def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: str) -> dict:
-    """The original loop: per sample, decode inline, process on the CPU, generate one at a time."""
+def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: str, limit: int | None = None) -> dict:
+    """The original loop: per sample, decode inline, process on the CPU, generate one at a time (the benchmark's
+    first ``limit`` samples)."""
     import torch
     from transformers import AutoProcessor
 
@@ -214,7 +246,7 @@ def naive(benchmark, model_dir: Path, max_new_tokens: int, device: str, dtype: s
         torch.cuda.synchronize()
     start = time.perf_counter()
     with GpuMonitor(enabled=cuda) as monitor:
-        for sample in benchmark.samples():
+        for sample in list(benchmark.samples())[:limit]:
             request = benchmark.build_request(sample)
             [part] = request.video_parts()
             video = decode(part.video, part.frames)
@@ -250,9 +282,10 @@ EXACT = ("vision_attention=transformers", "attn_implementation=sdpa", "compile=o
 
 
 def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: int, out: Path, device: str,
-            dtype: str, limit: int | None = None, exact: bool = False) -> dict:  # fmt: skip
+            dtype: str, limit: int | None = None, exact: bool = False, share_prefix: bool | None = None,
+            name: str = "harness") -> dict:  # fmt: skip
     """The harness's own pipeline: ``Runner`` with the ``qwen25vl`` plugin on the ``dsr`` benchmark plugin, at the
-    plugin's defaults (``exact``: with the naive loop's kernels)."""
+    plugin's defaults (``exact``: with the naive loop's kernels; ``share_prefix``: the option, when given)."""
     import torch
 
     from vdpm_harness.config import build_config
@@ -260,23 +293,35 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
     from vdpm_harness.plugins import get_host
     from vdpm_harness.store import PredictionStore
     from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
+    from vdpm_harness_plugins.models.qwen25vl.prefix import SharedRun
 
     config = build_config(
         models="qwen25vl", benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
         limit=limit, bench_args=args,
         model_args=(f"path={model_dir}", "random_weights=true", f"dtype={dtype}", f"device={device}",
-                    f"batch_size={batch_size}", *(EXACT if exact else ())),
+                    f"batch_size={batch_size}", *(EXACT if exact else ()),
+                    *(() if share_prefix is None else (f"share_prefix={str(share_prefix).lower()}",))),
     )  # fmt: skip
-    config.models[0].label = label = f"qwen7b-random-bs{batch_size}" + ("-exact" if exact else "")
+    config.models[0].label = label = f"qwen7b-random-bs{batch_size}-{name}"
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     batches: list[tuple[float, int]] = []  # (time a batch finished, its size): the steady-state rate
+    prefills = [0]  # prompt prefills run: one per row without sharing, one per group of a video's questions with it
     original = Qwen25VL.generate_staged
+    last_print = [time.perf_counter()]
 
     def timed_generate(self, staged):
+        for run in staged.runs:
+            prefills[0] += run.prefix["input_ids"].shape[0] if isinstance(run, SharedRun) else len(run[0])
         responses = original(self, staged)
-        batches.append((time.perf_counter(), len(responses)))
+        now = time.perf_counter()
+        batches.append((now, len(responses)))
+        if now - last_print[0] > 15 or len(batches) == 1:
+            last_print[0] = now
+            done = sum(n for _, n in batches)
+            print(f"  {name}: {done} samples in {now - start:.0f} s ({len(batches)} batches, {prefills[0]} prefills)",
+                  flush=True)  # fmt: skip
         return responses
 
     Qwen25VL.generate_staged = timed_generate
@@ -298,28 +343,66 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
             "errors": outcome.result.n_errors, "steady_rate": steady,
             "first_batch_s": batches[0][0] - start if batches else None, "batch_size": batch_size,
             "prompt_tokens": sum(r.usage.get("prompt_tokens", 0) for r in records),
+            "shared_rows": sum("shared_prefix_tokens" in (r.usage or {}) for r in records), "prefills": prefills[0],
             "timings": outcome.timings}  # fmt: skip
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
 
 
+def restart(args, out: Path) -> dict:
+    """Start-up of a second run of the same command: this script's ``warmup`` path (one batch of ``shared``) in a
+    fresh process on the same machine, which finds the on-disk compile caches of the runs before it (torch
+    inductor's FX graph and autotuning caches) but nothing in memory. Returns its time from launch to exit and its
+    time from the ``Runner``'s start to the end of its first batch."""
+    import subprocess
+
+    command = [sys.executable, __file__, "--paths", "warmup", "--samples", str(args.samples),
+               "--questions-per-video", str(args.questions_per_video), "--video-dir", str(args.video_dir),
+               "--model-dir", str(args.model_dir), "--batch-size", str(args.batch_size), "--workers", str(args.workers),
+               "--max-new-tokens", str(args.max_new_tokens), "--out", str(out)]  # fmt: skip
+    if args.videos:
+        command += ["--videos", str(args.videos)]
+    if args.smoke:
+        command.append("--smoke")
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    process = time.perf_counter() - start
+    entry = json.loads((out / "bench_dsr_gpu.json").read_text())["paths"]["warmup"]
+    return {"process_s": process, "first_batch_s": entry.get("first_batch_s"), "wall_s": entry["wall_s"],
+            "samples": entry["samples"]}  # fmt: skip
+
+
+def path_settings(name: str, args) -> dict:
+    """What a harness path runs: batch size, sample limit, exact kernels, ``share_prefix`` (None: the default)."""
+    single = name.startswith("harness1")
+    exact = name.endswith("exact")
+    limit = args.identity_samples if single or name.endswith("-exact") else None
+    if name == "warmup":
+        limit = args.batch_size
+    share = {"shared": True, "unshared": False}.get(name.removesuffix("-exact"))
+    return {"batch_size": 1 if single else args.batch_size, "limit": limit, "exact": exact, "share_prefix": share}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--videos", type=int, default=50, help="distinct videos (DSR-Bench: ~2.6 questions a video)")
+    parser.add_argument("--samples", type=int, default=130)
+    parser.add_argument("--questions-per-video", type=float, default=2.58,
+                        help="DSR-Bench: 1,484 questions over 575 videos")  # fmt: skip
+    parser.add_argument("--videos", type=int, default=None, help="distinct videos (default: from the above)")
     parser.add_argument("--video-dir", type=Path, default=Path("/tmp/dsr-bench-videos"))
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/qwen25vl-7b-random"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=12, help="decode worker processes of the harness path")
     parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument("--paths", default="harness,harness1,harness1exact,naive", help="which paths to run, in order")
+    parser.add_argument("--paths", default="warmup,unshared,shared,naive", help="which paths to run, in order")
     parser.add_argument(
         "--identity-samples",
         type=int,
-        default=50,
-        help="samples of the batch-size-1 harness runs, whose predictions are compared with naive",
+        default=24,
+        help="samples of the batch-size-1 and exact-kernel harness runs, whose predictions are compared",
     )
+    parser.add_argument("--naive-samples", type=int, default=None, help="samples of the naive loop (default: all)")
     parser.add_argument("--out", type=Path, default=Path("results-bench"))
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
     parser.add_argument("--smoke", action="store_true",
@@ -338,8 +421,11 @@ def main(argv=None):
     peak = args.peak_tflops * 1e12 if args.peak_tflops else (H200_BF16_PEAK if "H200" in gpu else H100_BF16_PEAK)
     t0 = time.perf_counter()
     size = (320, 180, 2, 4) if args.smoke else (1280, 720, 20, 120)
-    videos = make_videos(args.video_dir, args.videos, seed=7, workers=os.cpu_count() or 4, size=size)
-    print(f"videos ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    n_videos = args.videos or max(1, min(args.samples, round(args.samples / args.questions_per_video)))
+    counts = question_counts(args.samples, n_videos)
+    videos = make_videos(args.video_dir, n_videos, seed=7, workers=os.cpu_count() or 4, size=size)
+    print(f"{n_videos} videos ready in {time.perf_counter() - t0:.1f} s; {args.samples} questions, "
+          f"{args.samples / n_videos:.2f} a video (at most {max(counts)})", flush=True)  # fmt: skip
     if not (args.model_dir / "config.json").exists():
         from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_random, make_tiny
 
@@ -347,27 +433,32 @@ def main(argv=None):
             make_tiny(args.model_dir)
         else:
             make_random(args.model_dir, "7b")
-    write_dsr_table(args.video_dir, videos, args.samples)
+    write_dsr_table(args.video_dir, videos, counts)
     pixels = 64 * 28 * 28 if args.smoke else 768 * 28 * 28
     policy = FramePolicy(nframes=32, max_pixels=pixels, size_multiple=28)
     dsr_args = bench_args(args.video_dir, policy, args.max_new_tokens)
 
     report = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(), "samples": args.samples,
-              "videos": len(videos), "batch_size": args.batch_size, "workers": args.workers,
-              "max_new_tokens": args.max_new_tokens, "peak_flops": peak, "paths": {}}  # fmt: skip
+              "videos": len(videos), "questions_per_video": args.samples / len(videos),
+              "max_questions_per_video": max(counts), "batch_size": args.batch_size, "workers": args.workers,
+              "max_new_tokens": args.max_new_tokens, "peak_flops": peak, "command": sys.argv, "paths": {}}  # fmt: skip
     runs = {}
     for name in args.paths.split(","):
+        print(f"path {name} ...", flush=True)
+        if name == "restart":
+            report["restart"] = restart(args, args.out / "run-restart")
+            print(f"restart: {report['restart']}", flush=True)
+            continue
         if name == "naive":
             from vdpm_harness.plugins import get_host
 
             benchmark = get_host().create("benchmarks", "dsr", {k: v for _, k, v in parse_assignments(dsr_args, "")})
-            runs[name] = naive(benchmark, args.model_dir, args.max_new_tokens, device, dtype)
+            runs[name] = naive(benchmark, args.model_dir, args.max_new_tokens, device, dtype, args.naive_samples)
         else:
-            single = name.startswith("harness1")
-            bs = 1 if single else args.batch_size
-            limit = args.identity_samples if single else None
-            runs[name] = harness(args.model_dir, dsr_args, bs, args.workers, args.out / f"run-{name}", device, dtype,
-                                 limit, exact=name.endswith("exact"))  # fmt: skip
+            settings = path_settings(name, args)
+            runs[name] = harness(args.model_dir, dsr_args, settings["batch_size"], args.workers,
+                                 args.out / f"run-{name}", device, dtype, settings["limit"], exact=settings["exact"],
+                                 share_prefix=settings["share_prefix"], name=name)  # fmt: skip
         run = runs[name]
         print(f"{name}: {len(run['tokens'])} samples in {run['wall']:.1f} s, GPU busy {run['busy']:.0%}, "
               f"peak {run['peak_mem'] / 2**30:.1f} GiB", flush=True)  # fmt: skip
@@ -375,7 +466,8 @@ def main(argv=None):
             json.dumps({k: {**v, "tokens": None} for k, v in runs.items()})
         )
     if "naive" in runs:
-        flops = runs["naive"]["flops"] / args.samples
+        naive_run = runs["naive"]
+        flops = naive_run["flops"] / len(naive_run["tokens"])
     else:  # the same analytic count from the harness's prompt lengths (the frames' size is fixed by the policy)
         from transformers import AutoConfig
 
@@ -384,40 +476,63 @@ def main(argv=None):
         width, height = target_size(1280, 720, policy) if not args.smoke else target_size(320, 180, policy)
         patches = policy.nframes * (height // 14) * (width // 14)
         flops = model_flops(AutoConfig.from_pretrained(args.model_dir), int(tokens), patches, args.max_new_tokens)
+    cold = runs["warmup"]["first_batch_s"] if "warmup" in runs else None
     for name, run in runs.items():
         n = len(run["tokens"])
         rate = n / run["wall"]
         entry = {"samples": n, "wall_s": run["wall"], "samples_per_s": rate, "gpu_busy": run["busy"],
                  "peak_mem_gib": run["peak_mem"] / 2**30, "mfu": flops * rate / peak,
                  "projected_full_min": FULL_BENCHMARK / rate / 60}  # fmt: skip
+        if run.get("first_batch_s") is not None:  # from the Runner's start: loading, planning, the first batch
+            entry["first_batch_s"] = run["first_batch_s"]
         if run.get("steady_rate"):
             # start-up (loading, planning, the first batch with its compilation) once, then the steady rate
             projected = run["first_batch_s"] + (FULL_BENCHMARK - run["batch_size"]) / run["steady_rate"]
             entry.update(steady_samples_per_s=run["steady_rate"], steady_mfu=flops * run["steady_rate"] / peak,
                          first_batch_s=run["first_batch_s"], projected_full_min=projected / 60,
                          projected_full_mfu=flops * FULL_BENCHMARK / projected / peak)  # fmt: skip
+            if cold is not None:  # the same with the cold start-up of a first run on the machine
+                cold_projected = cold + (FULL_BENCHMARK - run["batch_size"]) / run["steady_rate"]
+                entry["projected_full_min_cold_start"] = cold_projected / 60
+        if run.get("prefills"):
+            entry.update(prefills=run["prefills"], samples_per_prefill=n / run["prefills"],
+                         shared_rows=run["shared_rows"], mfu_actual=entry["mfu"] * run["prefills"] / n)  # fmt: skip
         if run.get("timings"):  # the main thread: waiting for frames / for staging, generating, storing
             entry["main_thread_s"] = run["timings"]
+        reference = "un" + name if name.startswith("shared") else None
+        if reference in runs:
+            other = runs[reference]["tokens"]
+            common = [k for k in run["tokens"] if k in other]
+            entry["differs_from_unshared"] = float(np.mean([other[k] != run["tokens"][k] for k in common]))
+            entry["first_token_differs_from_unshared"] = float(
+                np.mean([other[k][:1] != run["tokens"][k][:1] for k in common])
+            )
+            entry["speedup_vs_unshared"] = rate / (len(other) / runs[reference]["wall"])
         if name != "naive" and "naive" in runs:
             reference = runs["naive"]["tokens"]
-            entry["differs_from_naive"] = float(np.mean([reference[k] != v for k, v in run["tokens"].items()]))
-            entry["speedup_vs_naive"] = rate / (args.samples / runs["naive"]["wall"])
+            common = [k for k in run["tokens"] if k in reference]
+            if common:
+                entry["differs_from_naive"] = float(np.mean([reference[k] != run["tokens"][k] for k in common]))
+            entry["speedup_vs_naive"] = rate / (len(reference) / runs["naive"]["wall"])
         report["paths"][name] = entry
     report["model_tflop_per_sample"] = flops / 1e12
     if "naive" in runs:
-        report["prompt_tokens_per_sample"] = runs["naive"]["prompt_tokens"] / args.samples
-        report["patches_per_sample"] = runs["naive"]["patches"] / args.samples
+        report["prompt_tokens_per_sample"] = runs["naive"]["prompt_tokens"] / len(runs["naive"]["tokens"])
+        report["patches_per_sample"] = runs["naive"]["patches"] / len(runs["naive"]["tokens"])
     (args.out / "bench_dsr_gpu.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     print("\n| path | samples | samples/s (steady) | projected 1,484 samples | GPU busy | MFU run (steady, full) "
-          "| peak memory | differs from naive |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| peak memory | prefills | differs from unshared (first token) | differs from naive |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, e in report["paths"].items():
         steady = f" ({e['steady_samples_per_s']:.3f})" if "steady_samples_per_s" in e else ""
         mfu = f"{e['mfu']:.1%}" + (f" ({e['steady_mfu']:.1%}, {e['projected_full_mfu']:.1%})" if steady else "")
         diff = f"{e['differs_from_naive']:.1%}" if "differs_from_naive" in e else "-"
+        unshared = (f"{e['differs_from_unshared']:.1%} ({e['first_token_differs_from_unshared']:.1%})"
+                    if "differs_from_unshared" in e else "-")  # fmt: skip
         print(f"| {name} | {e['samples']} | {e['samples_per_s']:.3f}{steady} | {e['projected_full_min']:.1f} min "
-              f"| {e['gpu_busy']:.0%} | {mfu} | {e['peak_mem_gib']:.1f} GiB | {diff} |")  # fmt: skip
+              f"| {e['gpu_busy']:.0%} | {mfu} | {e['peak_mem_gib']:.1f} GiB | {e.get('prefills', '-')} | {unshared} "
+              f"| {diff} |")  # fmt: skip
     return 0
 
 

@@ -505,6 +505,7 @@ def test_run_every_benchmark_end_to_end_through_the_cli(tiny, host, tmp_path):
         record = json.loads((folder / "run.json").read_text())["model"]
         assert record["revision"].startswith("local:") and record["details"]["dtype"] == "float32"
         assert record["details"]["attn_implementation"] == "sdpa" and record["details"]["batch_size"] == 1
+        assert record["details"]["share_prefix"] is True  # on by default (tests/test_prefix_sharing.py)
         predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
         assert all(p["status"] == "ok" and 0 < p["usage"]["completion_tokens"] <= 16 for p in predictions), bench
         if frames is not None:

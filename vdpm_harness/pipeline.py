@@ -295,12 +295,20 @@ class Inference:
 
         ahead, behind = itertools.tee(items)
         backend = self.config.video_backend
-        parts = (item.request.video_parts() for item in ahead)
-        jobs = (([(p.video, p.frames.model_dump(mode="json")) for p in video_parts], backend) for video_parts in parts)
+
+        def job(item: WorkItem) -> tuple:
+            return [(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], backend
+
+        # neighbours asking about the same videos (a video's questions, planned together by group_by_prefix) share
+        # one decoding: each run of equal jobs is decoded once, and the prefetcher keeps input order
+        jobs = (first for first, _ in itertools.groupby(map(job, ahead)))
         workers, depth = self.config.decode_workers, self.config.prefetch
         with Prefetcher(decode_request_job, workers=workers, depth=depth) as prefetcher:
-            # the prefetcher keeps input order, so results line up with the items
-            for item, (_, result) in zip(behind, prefetcher.map(jobs)):
+            results = prefetcher.map(jobs)
+            decoded, result = None, None
+            for item in behind:
+                if decoded is None or job(item) != decoded:
+                    decoded, result = next(results)
                 yield item, result
 
     def generate(self, batch: list[tuple[WorkItem, PreparedRequest]], staged: Future | None = None) -> list[Prediction]:

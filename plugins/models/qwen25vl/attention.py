@@ -135,6 +135,10 @@ def rowwise_attention_forward(module, query, key, value, attention_mask, dropout
         if causal and q_len > 1:
             mask = mask & torch.ones(q_len, k_len, dtype=torch.bool, device=mask.device).tril(k_len - q_len)
         attention_mask = mask
+    elif causal and 1 < q_len < k_len:
+        # new tokens after cached ones (a prompt's suffix after its shared prefix, prefix.py), nothing padded: SDPA's
+        # is_causal aligns the causal triangle to the top left, so the bottom-right one is spelled out
+        attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   is_causal=is_causal, **kwargs)  # fmt: skip
 

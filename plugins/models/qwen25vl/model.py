@@ -7,6 +7,11 @@ request's inputs (:mod:`.inputs`, the one place that turns a request into model 
 check), which the harness runs on a helper thread while the previous batch generates; :meth:`Qwen25VL.generate_staged`
 runs the model.
 
+Shared prefixes (:mod:`.prefix`, option ``share_prefix``, on by default): greedy requests of one batch that ask about
+the same video encode it and prefill their common prompt prefix once (:meth:`Qwen25VL.prefix_key` tells the harness
+which requests to plan into one batch); ``share_prefix=false`` runs every prompt whole. It changes nothing but
+rounding, so it is a runtime option (results are reused across it).
+
 Decoding: greedy unless the request's temperature is above 0 (then sampled one request at a time, seeded with the
 request's seed). Only the checkpoint's token ids are taken from its ``generation_config``; its sampling defaults (the
 released Qwen2.5-VL ship ``repetition_penalty=1.05``, ``top_k=1``, ...) are recorded in ``describe()`` but not applied,
@@ -24,9 +29,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from vdpm_harness import FramePolicy, Model, PreparedRequest, Response, Strict, local_rank
+from vdpm_harness import FramePolicy, Model, PreparedRequest, Request, Response, Strict, local_rank
 
-from . import checkpoints, inputs, speed
+from . import checkpoints, inputs, prefix, speed
 
 #: Default batch size on a GPU (CPU: 1). A batch that runs out of memory is retried one request at a time.
 GPU_BATCH_SIZE = 8
@@ -67,6 +72,11 @@ class QwenOptions(Strict):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="where the video processor resizes and normalizes; auto: the model's",
     )
+    share_prefix: bool = Field(
+        default=True,
+        description="greedy requests of a batch that ask about the same video encode it and prefill their common "
+        "prompt prefix once (prefix.py); false: every prompt runs whole",
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -81,17 +91,17 @@ class QwenOptions(Strict):
 @dataclass
 class _Staged:
     """A batch after :meth:`Qwen25VL.stage`: a response slot per request (errors already filled in) and the runs
-    to generate, each ``(prompts, inputs on the device, prompt lengths)``."""
+    to generate, each ``(prompts, inputs on the device, prompt lengths)`` or a :class:`.prefix.SharedRun`."""
 
     responses: list[Response | None]
-    runs: list[tuple] = field(default_factory=list)
+    runs: list[tuple | prefix.SharedRun] = field(default_factory=list)
 
 
 class Qwen25VL(Model):
     """Qwen2.5-VL on transformers: batched, left-padded generation over harness-decoded frames."""
 
     needs_frames = True
-    runtime_options = Model.runtime_options | {"local_files_only", "preprocess_device"}
+    runtime_options = Model.runtime_options | {"local_files_only", "preprocess_device", "share_prefix"}
     Options = QwenOptions
 
     def __init__(self, options=None):
@@ -222,6 +232,7 @@ class Qwen25VL(Model):
             "vision_attention": self._vision_attention,
             "compiled": self._compiled,
             "batch_size": self.batch_size,
+            "share_prefix": self.options.share_prefix,
             "parameters": sum(p.numel() for p in model.parameters()),
             "max_positions": model.config.text_config.max_position_embeddings,
             "processor": type(self._processor).__name__,
@@ -298,6 +309,11 @@ class Qwen25VL(Model):
             key = json.dumps([self._generation(prepared), prompt.pixels], sort_keys=True, default=str)
             groups.setdefault(key, []).append(prompt)
         for prompts in groups.values():
+            if self._shares_prefix(prompts):
+                shared = self._stage_shared(prompts, staged.responses)
+                if shared is not None:
+                    staged.runs.append(shared)
+                continue
             chunks = [[p] for p in prompts] if prompts[0].sampled else [prompts]
             for chunk in chunks:
                 run = self._stage_chunk(chunk, staged.responses)
@@ -325,8 +341,12 @@ class Qwen25VL(Model):
         import torch
 
         try:
-            for prompts, batch_inputs, lengths in staged.runs:
-                for prompt, response in zip(prompts, self._run(prompts, batch_inputs, lengths)):
+            for run in staged.runs:
+                if isinstance(run, prefix.SharedRun):
+                    prompts, responses = run.prompts, self._run_shared(run)
+                else:
+                    prompts, responses = run[0], self._run(*run)
+                for prompt, response in zip(prompts, responses):
                     staged.responses[prompt.index] = response
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -337,34 +357,85 @@ class Qwen25VL(Model):
         """Generate for staged prompts sharing decoding settings."""
         import torch
 
-        model, tokenizer = self._model, self._processor.tokenizer
-        generation = self._generation(prompts[0].prepared)
-        # each prompt generates at most the new tokens the context leaves it; the batch generates for the largest
-        # budget and each row is cut at its own (greedy decoding: the cut row is what it would have generated alone)
-        positions = model.config.text_config.max_position_embeddings
-        requested = generation["max_new_tokens"]
-        budgets = [inputs.new_token_budget(int(n), requested, positions) for n in lengths]
-        generation = {**generation, "max_new_tokens": max(budgets)}
+        model = self._model
+        generation, budgets, requested = self._budgets(prompts, lengths)
         if prompts[0].sampled:
             torch.manual_seed(prompts[0].prepared.seed)
         start = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(**batch_inputs, **generation)
         seconds = (time.perf_counter() - start) / len(prompts)
-        new_tokens = [row[:budget] for row, budget in zip(output[:, batch_inputs["input_ids"].shape[1] :].tolist(),
-                                                           budgets)]  # fmt: skip
+        rows = output[:, batch_inputs["input_ids"].shape[1] :].tolist()
+        return self._responses(prompts, rows, lengths, budgets, requested, seconds)
+
+    def _budgets(self, prompts: list[inputs.Prompt], lengths: list[int]) -> tuple[dict[str, Any], list[int], int]:
+        """``(generate arguments, each prompt's new-token budget, the requested new tokens)``: each prompt generates
+        at most the new tokens the context leaves it; the batch generates for the largest budget and each row is cut
+        at its own (greedy decoding: the cut row is what it would have generated alone)."""
+        generation = self._generation(prompts[0].prepared)
+        positions = self._model.config.text_config.max_position_embeddings
+        requested = generation["max_new_tokens"]
+        budgets = [inputs.new_token_budget(int(n), requested, positions) for n in lengths]
+        return {**generation, "max_new_tokens": max(budgets)}, budgets, requested
+
+    def _responses(self, prompts: list[inputs.Prompt], rows: list[list[int]], lengths: list[int], budgets: list[int],
+                   requested: int, seconds: float, usage: list[dict] | None = None) -> list[Response]:  # fmt: skip
+        """Responses from each prompt's new token ids (cut at its budget; rows that ended early are padded)."""
+        new_tokens = [row[:budget] for row, budget in zip(rows, budgets)]
         with self._lock:  # the staging thread may be tokenising with the same tokenizer
-            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        pad = model.generation_config.pad_token_id
+            texts = self._processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        pad = self._model.generation_config.pad_token_id
         responses = []
         for i, (prompt, text, row) in enumerate(zip(prompts, texts, new_tokens)):
-            ids = [t for t in row if t != pad]  # rows that ended early are padded
-            usage = {"prompt_tokens": int(lengths[i]), "completion_tokens": len(ids), "output_ids": ids}
+            ids = [t for t in row if t != pad]
+            details = {"prompt_tokens": int(lengths[i]), "completion_tokens": len(ids), "output_ids": ids}
             if budgets[i] < requested:  # the context left fewer new tokens than asked for
-                usage["max_new_tokens"] = budgets[i]
-            responses.append(Response(sample_id=prompt.prepared.request.sample_id, text=text.strip(), usage=usage,
-                                      seconds=round(seconds, 4)))  # fmt: skip
+                details["max_new_tokens"] = budgets[i]
+            details.update(usage[i] if usage else {})
+            responses.append(Response(sample_id=prompt.prepared.request.sample_id, text=text.strip(),
+                                      usage=details, seconds=round(seconds, 4)))  # fmt: skip
         return responses
+
+    # --- shared prompt prefixes (:mod:`.prefix`) --------------------------------------------------------------------
+
+    def prefix_key(self, request: Request) -> str | None:
+        """Requests asking about the same video with the same chat before it (:func:`.prefix.request_key`), when
+        ``share_prefix`` is on: the harness plans them into one batch, where :meth:`stage` shares their prefix."""
+        return prefix.request_key(request) if self.options.share_prefix else None
+
+    def _shares_prefix(self, prompts: list[inputs.Prompt]) -> bool:
+        """Whether prompts sharing decoding settings run with shared prefixes: ``share_prefix`` is on, decoding is
+        plain greedy (no sampling, no further ``generate`` arguments) and two of them ask about the same video."""
+        settings = prompts[0].prepared.request.generation
+        return (self.options.share_prefix and not prompts[0].sampled and not settings.extra
+                and prefix.has_shared_prefix(prompts))  # fmt: skip
+
+    def _stage_shared(self, prompts: list[inputs.Prompt], responses: list) -> prefix.SharedRun | None:
+        """:func:`.prefix.stage_shared` for prompts sharing decoding settings and pixel limits, moved to the device;
+        a prompt that fills the context by itself gets its error response instead."""
+        run, overflow = prefix.stage_shared(
+            self._processor, prompts, encoder=self.encode, rope_index=self._model.model.get_rope_index,
+            max_positions=self._model.config.text_config.max_position_embeddings,
+            device=str(self.preprocess_device), lock=self._lock,
+        )  # fmt: skip
+        for prompt, error in overflow:
+            responses[prompt.index] = Response(sample_id=prompt.prepared.request.sample_id, error=error)
+        return None if run is None else run.to(self.device)
+
+    def _run_shared(self, run: prefix.SharedRun) -> list[Response]:
+        """Generate for a staged :class:`.prefix.SharedRun` (:func:`.prefix.generate_shared`); each response's usage
+        also says how many of its prompt tokens it shared with the other questions of its video."""
+        generation, budgets, requested = self._budgets(run.prompts, run.lengths)
+        config = self._model.generation_config
+        eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+        eos = [token for token in eos if token is not None]
+        start = time.perf_counter()
+        rows, _ = prefix.generate_shared(self._model, run, max_new_tokens=generation["max_new_tokens"],
+                                         eos_token_ids=eos, pad_token_id=config.pad_token_id)  # fmt: skip
+        seconds = (time.perf_counter() - start) / len(run.prompts)
+        usage = [{"shared_prefix_tokens": n} if size > 1 else {} for n, size in zip(run.prefix_lengths,
+                                                                                     run.group_sizes)]  # fmt: skip
+        return self._responses(run.prompts, rows, run.lengths, budgets, requested, seconds, usage)
 
 
 def _sized(size: str) -> type[Qwen25VL]:

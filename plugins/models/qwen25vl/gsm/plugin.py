@@ -8,7 +8,13 @@ the processor call, the context check, batched greedy generation, the CUDA fast 
   such as ``vdpm-harness models make-tiny DIR --gsm`` or the project's trainer output); offline, a missing
   checkpoint is an error naming the hub id, how to download it and ``vdpm-harness train gsm``;
 * each request with images or videos carries 32 geometry pads (:mod:`.inputs`);
-* on CUDA the Pi3 encoder's blocks are compiled too (the Q-Formers run in one attention call per batch already).
+* on CUDA the Pi3 encoder's blocks are compiled too (the Q-Formers run in one attention call per batch already);
+* no shared prompt prefixes (``share_prefix`` is false and cannot be turned on): a GSM prompt's 32 geometry tokens
+  sit right after its video's pads and are computed from the video *and the question's text* (the first Q-Former
+  reads the whole prompt, :mod:`.tokens`), and :meth:`.model.Qwen25VLGSMModel.embed_visual` fills the vision and
+  geometry tokens of whole prompts in one pass. Sharing would need that pass split into a per-video part (vision
+  tower, Pi3 features, kept for the group) and a per-question part (the Q-Formers), with the prefix ending before
+  the geometry slots; until then every GSM prompt runs whole.
 
 Images are supported: an image is a one-grid input of the GSM (the processor repeats it over the temporal patch, so
 the encoder sees it twice); its geometry features join the request's others. The option ``numerics="original"``
@@ -35,6 +41,10 @@ class GSMOptions(QwenOptions):
     """The ``qwen25vl`` options, with the released GSM as the default ``path``, and ``numerics``."""
 
     path: str = Field(default=RELEASED, min_length=1, description="hub id or local GSM checkpoint folder")
+    share_prefix: Literal[False] = Field(
+        default=False,
+        description="not for the GSM: its geometry tokens after the video depend on each question (plugin.py)",
+    )
     numerics: Literal["fixed", "original"] = Field(
         default="fixed",
         description="original: reproduce the original's numerics where they differ (the first Q-Former also reads "
