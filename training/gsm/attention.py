@@ -32,11 +32,13 @@ def packed_attention_forward(module, query, key, value, attention_mask, dropout:
         raise ValueError("packed attention needs one packed row and its cu_seq_lens_q")
     if attention_mask is not None:
         raise ValueError("packed attention takes no attention mask: the sample boundaries are the mask")
-    if query.is_cuda and varlen_available(query.device):
-        out = varlen(query[0].transpose(0, 1), key[0].transpose(0, 1), value[0].transpose(0, 1), cu,
-                     int(kwargs["max_length_q"]), causal=True, scale=scaling)  # fmt: skip
-        return out[None], None
     groups = query.shape[1] // key.shape[1]
+    if query.is_cuda and varlen_available(query.device):
+        # key/value heads repeated for their query groups here: the kernel's own grouped-query option is not
+        # relied on in the backward pass
+        k, v = (x[0].repeat_interleave(groups, dim=0).transpose(0, 1) for x in (key, value))
+        out = varlen(query[0].transpose(0, 1), k, v, cu, int(kwargs["max_length_q"]), causal=True, scale=scaling)
+        return out[None], None
     parts = []
     for start, end in zip(cu[:-1].tolist(), cu[1:].tolist()):
         q = query[:, :, start:end]

@@ -19,7 +19,8 @@ and the Pi3 encoder
                                        always trained whatever ``--tune_mm_llm`` said: here it is trained exactly when
                                        a group names it
 ``optimizer.weight_decay = 0.01``,     ``--weight_decay 0.01 --max_grad_norm 1``; no decay on biases and norms
-``optimizer.max_grad_norm = 1.0``      (transformers' ``Trainer.get_decay_parameter_names``)
+``optimizer.max_grad_norm = 1.0``      (transformers' ``Trainer.get_decay_parameter_names`` missed some RMSNorms:
+                                       :mod:`.groups`)
 ``data.frames``: 32 frames,            ``--video_max_frames 32 --video_min_frames 32``, ``--video_max_frame_pixels
 ``max_pixels = 230400``,               230400 --video_min_frame_pixels 784``; frame indices
 ``min_pixels = 784``, ``floor``        ``linspace(0, n - 1, 32, dtype=int)`` (``qwenvl/data/data_qwen_packed.py``)
@@ -55,8 +56,8 @@ PI3_HUB_ID = "yyfz233/Pi3"
 #: sides multiples of 28 (Qwen2.5-VL's patch 14 x merge 2).
 TRAIN_FRAMES = FramePolicy(nframes=32, sampler="floor", min_pixels=784, max_pixels=230_400, size_multiple=28)
 #: Parameter names (the transformers model's ``named_parameters()``) that never get weight decay: the patterns of
-#: transformers' ``Trainer.get_decay_parameter_names``, which the original's ``create_optimizer`` used (it also spares
-#: the parameters of ``nn.LayerNorm`` modules, as :mod:`.groups` does).
+#: transformers' ``Trainer.get_decay_parameter_names``, which the original's ``create_optimizer`` used; :mod:`.groups`
+#: also spares every parameter of a normalisation layer, which these names miss for ``norm1``, ``norm2`` and ``ln_q``.
 NO_DECAY_PATTERNS = (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
 
 
@@ -251,20 +252,26 @@ def parse_sets(items: tuple[str, ...] | list[str]) -> list[tuple[str, Any]]:
 
 
 def build_config(file: str | Path | None = None, sets: tuple[str, ...] | list[str] = (), **options: Any) -> TrainConfig:
-    """A config file merged with command-line options (``options``: dotted keys, ``None`` = not given) and ``--set``
-    items (the command line wins), validated strictly: an unknown key or a value of the wrong type is a
-    :class:`~vdpm_harness.config.ConfigError` naming it."""
+    """A config file, then command-line options (``options``: dotted keys, ``None`` = not given) and ``--set`` items
+    applied to the resolved result (the command line wins), each validated strictly: an unknown key or a value of the
+    wrong type is a :class:`~vdpm_harness.config.ConfigError` naming it. A table the file gives replaces the default
+    (``[optimizer.groups.NAME]`` tables define the groups); a dotted command-line key changes one value
+    (``--set optimizer.groups.llm.lr=1e-6`` keeps the group's prefixes)."""
     data = load_config_file(file) if file else {}
-    source = str(file) if file else "command-line options"
-    for dotted, value in options.items():
-        if value is not None:
-            set_dotted(data, dotted, value)
-    for dotted, value in parse_sets(sets):
+    try:
+        config = validate_strictly(TrainConfig, data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(file), data)) from None
+    changes = [(k, v) for k, v in options.items() if v is not None] + parse_sets(sets)
+    if not changes:
+        return config
+    data = resolved(config)
+    for dotted, value in changes:
         set_dotted(data, dotted, value)
     try:
         return validate_strictly(TrainConfig, data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, data)) from None
+        raise ConfigError(_describe(exc, "command-line options", data)) from None
 
 
 def resolved(config: TrainConfig) -> dict[str, Any]:

@@ -9,10 +9,13 @@ that no prefix names, a prefix listed twice or a group that names no parameter i
 frozen by accident (the original's ``model.lm_head.requires_grad = False`` set a Python attribute and left
 ``lm_head`` trainable, ``TencentARC/DSR_Suite``, ``qwenvl/train/train_qwen.py`` ``set_model``).
 
-Each group splits into the parameters that get weight decay and those that do not: biases and norms (the name patterns
-of transformers' ``Trainer.get_decay_parameter_names``, which the original's ``create_optimizer`` in
-``qwenvl/train/trainer.py`` used, and parameters of ``nn.LayerNorm`` modules). The optimizer's param groups are
-named ``<group>`` and ``<group>/no_decay``.
+Each group splits into the parameters that get weight decay and those that do not: biases and the parameters of
+normalisation layers. The original's ``create_optimizer`` (``qwenvl/train/trainer.py``) used transformers'
+``Trainer.get_decay_parameter_names`` (``nn.LayerNorm`` modules, and names matching ``bias``, ``layernorm``,
+``rmsnorm``, ``.norm.``, ``_norm.``), which misses the RMSNorms named ``norm1``/``norm2`` (the Q-Formers) and
+``ln_q`` (both mergers), so those were decayed towards zero; here every module whose class is a norm (``LayerNorm``,
+``RMSNorm``) is spared as well as the name patterns. The optimizer's param groups are named ``<group>`` and
+``<group>/no_decay``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ def assign(names: list[str], optimizer: OptimizerSection) -> dict[str, str | Non
     return out
 
 
+def is_norm(module: nn.Module) -> bool:
+    """A normalisation layer: ``nn.LayerNorm`` or a class named ``...Norm`` (transformers' RMSNorms)."""
+    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("Norm")
+
+
 def decays(name: str, layer_norm_params: set[str], patterns: list[str]) -> bool:
     """Whether a parameter gets weight decay (not a bias, not a norm)."""
     return name not in layer_norm_params and not any(re.search(p, name) for p in patterns)
@@ -100,8 +108,8 @@ def build_groups(model: nn.Module, optimizer: OptimizerSection, *, set_requires_
     ``set_requires_grad`` the frozen parameters stop requiring gradients and the others require them."""
     named = [(canonical(n), p) for n, p in model.named_parameters()]
     assignment = assign([n for n, _ in named], optimizer)
-    layer_norm = {canonical(f"{m}.{n}" if m else n) for m, module in model.named_modules()
-                  if isinstance(module, nn.LayerNorm) for n, _ in module.named_parameters(recurse=False)}  # fmt: skip
+    layer_norm = {canonical(f"{m}.{n}" if m else n) for m, module in model.named_modules() if is_norm(module)
+                  for n, _ in module.named_parameters(recurse=False)}  # fmt: skip
     buckets: dict[tuple[str, bool], list] = {}
     for name, parameter in named:
         group = assignment[name]

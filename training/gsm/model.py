@@ -179,8 +179,8 @@ class PackedGSM(nn.Module):
 
     def forward(self, input_ids_rows, attention_mask_rows, pixel_values_videos, video_grid_thw, second_per_grid_ts,
                 position_ids, targets, cu_seqlens, max_seqlen: int) -> torch.Tensor:  # fmt: skip
-        """The summed float32 cross-entropy of the pack's supervised positions. ``second_per_grid_ts`` is a list of
-        floats: the Q-Former's temporal positions come from it and must not be rounded to the compute dtype."""
+        """The summed float32 cross-entropy of the pack's supervised positions (the inputs arrive as
+        :meth:`.packing.Pack.tensors` makes them: pixels and timing in float32, as at evaluation)."""
         inner = self.model.model
         embeds = inner.get_input_embeddings()(input_ids_rows)
         embeds = inner.embed_visual(
