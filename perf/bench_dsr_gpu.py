@@ -1,12 +1,13 @@
 """DSR-Bench-shaped inference throughput on one GPU: the naive loop of the original code against the harness, and
 the harness with and without shared prompt prefixes.
 
-Workload: synthetic 1280x720 H.264 videos of 20-120 s, 32 frames each at the official pixel setting (at most
-768*28*28 pixels per frame), the DSR prompt, a short answer, through a randomly initialised Qwen2.5-VL-7B of the real
-configuration in bf16 (a random model of the real size costs the same time as a trained one). Questions per video as
-in DSR-Bench (``--questions-per-video``, default 2.58: 1,484 questions over 575 videos): each video gets one question
-plus a uniformly spread share of the rest, and the table's rows are shuffled, so the planner has to bring a video's
-questions together (the order of the real table is not assumed). ``--videos`` sets the number of videos instead.
+Workload: synthetic 1280x720 H.264 videos of 20-120 s (``--durations``), 32 frames each at the official pixel
+setting (at most 768*28*28 pixels per frame), the DSR prompt, a short answer, through a randomly initialised
+Qwen2.5-VL-7B of the real configuration in bf16 (a random model of the real size costs the same time as a trained
+one). Questions per video as in DSR-Bench (``--questions-per-video``, default 2.58: 1,484 questions over 575
+videos): each video gets one question plus a uniformly spread share of the rest, and the table's rows are shuffled,
+so the planner has to bring a video's questions together (the order of the real table is not assumed). ``--videos``
+sets the number of videos instead.
 
 Paths, on the same samples in one run:
 
@@ -23,7 +24,8 @@ Paths, on the same samples in one run:
   video encoded and its prompt prefix prefilled once for all its questions in a batch) and off, on all samples,
   with the same kernels; ``shared-exact`` / ``unshared-exact``: the same with the exact kernels on
   ``--identity-samples``; ``warmup``: one batch of ``shared`` first, so that the measured paths find the compile
-  cache as warm as a second run of the same command finds it (its time to the first batch is the cold start-up).
+  cache as warm as a second run of the same command finds it (its time to the first batch is the cold start-up);
+  ``restart``: the warm-up again in a fresh process (a second run of the same command: on-disk compile caches only).
 
 Reported: samples/s over the whole run and in the steady state (after the first batch, which pays compilation),
 projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at the steady rate), GPU busy fraction
@@ -34,7 +36,8 @@ token), the prefills it ran (one per group of questions about a video in a batch
 utilisation counting only the work done (``mfu_actual``; ``mfu`` counts every question's full prompt). Progress
 goes to stdout, the report to ``OUT/bench_dsr_gpu.json`` (and ``bench_dsr_gpu_partial.json`` after each path).
 
-    python perf/bench_dsr_gpu.py --samples 130 --paths warmup,unshared,shared,naive --naive-samples 12 --out OUT
+    python perf/bench_dsr_gpu.py --samples 130 --durations 10,60 --paths warmup,unshared,shared,restart,naive \
+        --naive-samples 12 --out OUT
     python perf/bench_dsr_gpu.py --smoke --samples 12 --workers 2 --paths unshared,shared --out /tmp/smoke
 """
 
@@ -359,6 +362,7 @@ def restart(args, out: Path) -> dict:
 
     command = [sys.executable, __file__, "--paths", "warmup", "--samples", str(args.samples),
                "--questions-per-video", str(args.questions_per_video), "--video-dir", str(args.video_dir),
+               "--durations", args.durations,
                "--model-dir", str(args.model_dir), "--batch-size", str(args.batch_size), "--workers", str(args.workers),
                "--max-new-tokens", str(args.max_new_tokens), "--out", str(out)]  # fmt: skip
     if args.videos:
@@ -390,6 +394,7 @@ def main(argv=None):
     parser.add_argument("--questions-per-video", type=float, default=2.58,
                         help="DSR-Bench: 1,484 questions over 575 videos")  # fmt: skip
     parser.add_argument("--videos", type=int, default=None, help="distinct videos (default: from the above)")
+    parser.add_argument("--durations", default="20,120", help="shortest,longest video in seconds (uniform between)")
     parser.add_argument("--video-dir", type=Path, default=Path("/tmp/dsr-bench-videos"))
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/qwen25vl-7b-random"))
     parser.add_argument("--batch-size", type=int, default=8)
@@ -420,7 +425,8 @@ def main(argv=None):
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke test)"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else (H200_BF16_PEAK if "H200" in gpu else H100_BF16_PEAK)
     t0 = time.perf_counter()
-    size = (320, 180, 2, 4) if args.smoke else (1280, 720, 20, 120)
+    shortest, longest = (float(x) for x in args.durations.split(","))
+    size = (320, 180, 2, 4) if args.smoke else (1280, 720, shortest, longest)
     n_videos = args.videos or max(1, min(args.samples, round(args.samples / args.questions_per_video)))
     counts = question_counts(args.samples, n_videos)
     videos = make_videos(args.video_dir, n_videos, seed=7, workers=os.cpu_count() or 4, size=size)
@@ -533,6 +539,10 @@ def main(argv=None):
         print(f"| {name} | {e['samples']} | {e['samples_per_s']:.3f}{steady} | {e['projected_full_min']:.1f} min "
               f"| {e['gpu_busy']:.0%} | {mfu} | {e['peak_mem_gib']:.1f} GiB | {e.get('prefills', '-')} | {unshared} "
               f"| {diff} |")  # fmt: skip
+    if "restart" in report:
+        r = report["restart"]
+        print(f"\nrestart (the same command again, a fresh process): first batch after {r['first_batch_s']:.1f} s of "
+              f"the Runner, process {r['process_s']:.1f} s in all")  # fmt: skip
     return 0
 
 
