@@ -43,6 +43,7 @@ from bench_dsr_gpu import (  # noqa: E402 - the DSR-shaped workload and measurem
     bench_args,
     make_videos,
     model_flops,
+    question_counts,
     write_dsr_table,
 )
 
@@ -243,7 +244,7 @@ def main(argv=None):
             make_tiny(folder)
         else:
             make_random(folder, "7b")
-    write_dsr_table(args.video_dir, videos, args.samples)
+    write_dsr_table(args.video_dir, videos, question_counts(args.samples, len(videos)))
     pixels = 64 * 28 * 28 if args.smoke else 768 * 28 * 28
     policy = FramePolicy(nframes=32, max_pixels=pixels, size_multiple=28)
     dsr_args = bench_args(args.video_dir, policy, args.max_new_tokens)
