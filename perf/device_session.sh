@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU measurements of one device session, in one go (start it detached: setsid nohup bash perf/device_session.sh
+# JOB... &, then poll $DEV). Installs the carried wheels (WHL, default .whl) and this tree without touching the
+# image's packages, then runs each named job in order; every job writes its log and JSON report into $DEV.
+#   gsm     perf/bench_gsm_gpu.py: random-weight GSM 7B against the plain 7B on the same DSR-shaped samples (issue 11)
+#   prefix  perf/bench_dsr_gpu.py: shared against unshared prompt prefixes, 2.58 questions a video (issue 16)
+#   train   perf/bench_train_gpu.py: the naive training recipe against the trainer, real-size GSM 7B (issue 12)
+set -u
+DEV=${DEV:-/tmp/dev}
+WHL=${WHL:-.whl}
+mkdir -p "$DEV"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl \
+  > "$DEV/install.log" 2>&1
+PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/pkg . \
+  >> "$DEV/install.log" 2>&1
+export PYTHONPATH=/tmp/pkg:/tmp/site PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$DEV/gpu.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
+  >> "$DEV/gpu.txt" 2>&1
+for job in "$@"; do
+  echo "$(date +%T) start $job" >> "$DEV/jobs.txt"
+  case "$job" in
+    gsm) python3 perf/bench_gsm_gpu.py --samples 64 --videos 16 --batch-size 8 --workers 12 --out /tmp/gsm \
+           > "$DEV/gsm.log" 2>&1; cp /tmp/gsm/bench_gsm_gpu.json "$DEV/bench_gsm_gpu_h200.json" ;;
+    prefix) python3 perf/bench_dsr_gpu.py --samples 130 --questions-per-video 2.58 --durations 10,60 --batch-size 8 \
+              --workers 12 --paths warmup,unshared,shared,restart,naive --naive-samples 12 --out /tmp/issue16 \
+              > "$DEV/prefix.log" 2>&1; cp /tmp/issue16/bench_dsr_gpu.json "$DEV/bench_dsr_gpu_h200_issue16.json" ;;
+    train) python3 perf/bench_train_gpu.py --out /tmp/train > "$DEV/train.log" 2>&1
+           cp /tmp/train/*.json "$DEV/" ;;
+    *) echo "unknown job $job" >> "$DEV/jobs.txt" ;;
+  esac
+  echo "$(date +%T) end $job rc=$?" >> "$DEV/jobs.txt"
+done
+echo done > "$DEV/DONE"
