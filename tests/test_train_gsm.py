@@ -444,6 +444,28 @@ def test_two_processes_under_torchrun_give_the_one_process_result(reference, tmp
     assert json.loads((out / "run.json").read_text())["launches"][-1]["processes"] == 2
 
 
+@pytest.mark.slow
+def test_bfloat16_moments_over_fsdp2_shards_resume_exactly(tiny, data, tmp_path):
+    """AdamW's moments in bf16 (the 7B recipe on one GPU) on FSDP2's float32 shards: the rerun of a run whose last
+    checkpoint is gone resumes from the one before and writes the same weights; the moments are stored in bf16."""
+    config = tiny_config(tmp_path / "run", tiny, data, **{"schedule.max_steps": 4, "optimizer.state_dtype": "bfloat16"})
+    first = train_gsm(config, Console(stderr=True), progress=False)
+    expected = weights(first.final)
+    import shutil
+
+    shutil.rmtree(first.final)
+    (tmp_path / "run" / "final").unlink()
+    again = train_gsm(config, Console(stderr=True), progress=False)
+    assert again.resumed_from == 2
+    final = weights(again.final)
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+    from torch.distributed.checkpoint import FileSystemReader
+
+    metadata = FileSystemReader(str(again.final / "state")).read_metadata()
+    moments = [m for k, m in metadata.state_dict_metadata.items() if k.endswith("exp_avg_sq")]
+    assert moments and all(m.properties.dtype == torch.bfloat16 for m in moments)
+
+
 # --- the contamination guard ------------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,16 @@ class AdamW(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
         self.state_dtype = state_dtype
 
+    def load_state_dict(self, state_dict) -> None:
+        """``torch.optim.Optimizer.load_state_dict``, then the moments back in ``state_dtype`` (the base class casts
+        every state tensor to its parameter's dtype, which would keep float32 moments after a resume and so compute
+        otherwise than the run that never stopped)."""
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state and state[key].dtype != self.state_dtype:
+                    state[key] = state[key].to(self.state_dtype)
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
