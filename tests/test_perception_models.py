@@ -35,8 +35,13 @@ def random_clip(frames: int = 4, width: int = 64, height: int = 48) -> Clip:
 
 @pytest.fixture(scope="module")
 def grounding_dino_dir(tmp_path_factory):
-    """A 0.4 M-parameter Grounding DINO with its processor and a 12-word BERT vocabulary, saved with
-    ``save_pretrained`` (the configuration that runs in transformers 5.23: two decoder layers at least)."""
+    return save_tiny_grounding_dino(tmp_path_factory.mktemp("grounding-dino"))
+
+
+def save_tiny_grounding_dino(folder, words=("person", "dog", "car", "ball", "red", "a")):
+    """A 0.4 M-parameter Grounding DINO with its processor and a BERT vocabulary of ``words``, saved with
+    ``save_pretrained`` in ``folder / "model"`` (the configuration that runs in transformers 5.23: two decoder layers
+    at least)."""
     from transformers import (
         BertConfig,
         BertTokenizer,
@@ -47,10 +52,9 @@ def grounding_dino_dir(tmp_path_factory):
         SwinConfig,
     )
 
-    folder = tmp_path_factory.mktemp("grounding-dino")
+    folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "person", "dog", "car", "ball",
-                                "red", "a"]) + "\n")  # fmt: skip
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]) + "\n")
     swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=7, out_indices=[2, 3, 4])
     bert = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                       intermediate_size=32)  # fmt: skip
@@ -113,8 +117,13 @@ def test_grounding_dino_transformers_scoring(host, grounding_dino_dir):
 
 @pytest.fixture(scope="module")
 def sam2_dir(tmp_path_factory):
-    """A 1-M-parameter SAM 2 video model and its processor (S = 256; the constraints of transformers 5.23: a global
-    block never first in a stage, the FPN width a multiple of and larger than the memory encoder's 64 channels)."""
+    return save_tiny_sam2(tmp_path_factory.mktemp("sam2"))
+
+
+def save_tiny_sam2(folder):
+    """A 2.5 M-parameter SAM 2 video model and its processor saved in ``folder`` (S = 256; the constraints of
+    transformers 5.23: a global block never first in a stage, the FPN width a multiple of and larger than the memory
+    encoder's 64 channels)."""
     from transformers import (
         Sam2ImageProcessor,
         Sam2VideoConfig,
@@ -145,7 +154,6 @@ def sam2_dir(tmp_path_factory):
         memory_attention_feed_forward_hidden_size=f,
         memory_fuser_intermediate_dim=f,
     )
-    folder = tmp_path_factory.mktemp("sam2")
     torch.manual_seed(0)
     Sam2VideoModel(config).save_pretrained(folder)
     size = {"height": s, "width": s}

@@ -30,7 +30,7 @@ class GroundingDino(Detector):
             default="phrase_span", description="phrase_span: the DSR Suite's; transformers: its post-processing."
         )
         batch_size: int = Field(default=8, ge=1, description="Frames per forward pass.")
-        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank>, else cpu).")
+        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank mod GPUs>, else cpu).")
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -41,8 +41,8 @@ class GroundingDino(Detector):
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         o = self.options
-        self.device = o.device if o.device != "auto" else (f"cuda:{local_rank()}" if torch.cuda.is_available()
-                                                           else "cpu")  # fmt: skip
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        self.device = o.device if o.device != "auto" else (f"cuda:{local_rank() % gpus}" if gpus else "cpu")
         self.processor = AutoProcessor.from_pretrained(o.model, revision=o.revision)
         self.model = GroundingDinoForObjectDetection.from_pretrained(o.model, revision=o.revision)
         self.model.eval().to(self.device)

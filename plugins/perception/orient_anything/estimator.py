@@ -54,7 +54,7 @@ class OrientAnything(OrientationEstimator):
         out_dim: int = Field(default=722, description="Logits of the random-weights network (722 or 902).")
         seed: int = Field(default=0, description="Seed of the random weights.")
         batch_size: int = Field(default=64, ge=1, description="Crops per forward pass.")
-        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank>, else cpu).")
+        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank mod GPUs>, else cpu).")
         dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Weights' type.")
 
     def __init__(self, options=None):
@@ -68,10 +68,13 @@ class OrientAnything(OrientationEstimator):
         from .network import OrientNet
 
         o = self.options
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        device = o.device if o.device != "auto" else (f"cuda:{local_rank() % gpus}" if gpus else "cpu")
         backbone = {**DINOV2_LARGE, **o.backbone}
         if o.random_weights:
             torch.manual_seed(o.seed)
-            network = OrientNet(backbone, o.out_dim)
+            with torch.device(device):
+                network = OrientNet(backbone, o.out_dim)
         else:
             state = read_state(checkpoint_file(o.model, o.checkpoint, o.revision))
             with torch.device("meta"):
@@ -80,7 +83,6 @@ class OrientAnything(OrientationEstimator):
             if missing or unexpected:
                 raise ValueError(f"Orient Anything checkpoint does not fit the network: missing "
                                  f"{sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}")  # fmt: skip
-        device = o.device if o.device != "auto" else (f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu")
         self.device = device
         self.network = network.eval().to(device=device, dtype=getattr(torch, o.dtype))
         if o.processor:
@@ -96,7 +98,10 @@ class OrientAnything(OrientationEstimator):
 
         if self.network is None:
             self.load()
-        pixels = self.processor(images=crops, return_tensors="pt")["pixel_values"]
+        try:  # transformers' torchvision-backed processors resize on the model's device
+            pixels = self.processor(images=crops, return_tensors="pt", device=self.device)["pixel_values"]
+        except TypeError:
+            pixels = self.processor(images=crops, return_tensors="pt")["pixel_values"]
         dtype = next(self.network.parameters()).dtype
         with torch.inference_mode():
             return self.network(pixels.to(self.device, dtype)).float().cpu()

@@ -34,8 +34,15 @@ def target_size(width: int, height: int, pixel_limit: int = PIXEL_LIMIT, patch: 
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> ``(T, 3, h, w)`` float in [0, 1] at ``size = (w, h)`` (LANCZOS)."""
-    out = np.stack([np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS)) for frame in frames])
+    """``(T, H, W, 3)`` uint8 -> ``(T, 3, h, w)`` float in [0, 1] at ``size = (w, h)`` (LANCZOS; the frames in
+    parallel threads, as Pillow releases the GIL while it resizes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def resize(frame: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS))
+
+    with ThreadPoolExecutor(max_workers=min(8, len(frames) or 1)) as pool:
+        out = np.stack(list(pool.map(resize, frames)))
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
 

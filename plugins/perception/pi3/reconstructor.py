@@ -22,12 +22,13 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def resolve_device(device: str) -> str:
-    """``auto``: this process's GPU under torchrun (``cuda:<LOCAL_RANK>``) when CUDA is available, else the CPU."""
+    """``auto``: this process's GPU under torchrun, ``cuda:<LOCAL_RANK mod GPUs>`` (so several processes can share
+    each GPU), when CUDA is available; else the CPU."""
     import torch
 
     if device != "auto":
         return device
-    return f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{local_rank() % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
 
 
 class Pi3Reconstructor(Reconstructor):
@@ -43,7 +44,7 @@ class Pi3Reconstructor(Reconstructor):
         random_weights: bool = Field(default=False, description="Random weights instead of the checkpoint (timing "
                                      "and tests only).")  # fmt: skip
         seed: int = Field(default=0, description="Seed of the random weights.")
-        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank>, else cpu).")
+        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank mod GPUs>, else cpu).")
         dtype: Literal[DTYPES] = Field(
             default="auto",
             description="Autocast type of the trunk (auto: bfloat16 on "
@@ -68,7 +69,8 @@ class Pi3Reconstructor(Reconstructor):
         self.device = resolve_device(o.device)
         if o.random_weights:
             torch.manual_seed(o.seed)
-            network = Pi3(self.config)
+            with torch.device(self.device):  # initialised where it runs: a billion parameters
+                network = Pi3(self.config)
         else:
             path = checkpoint_file(o.model, o.revision)
             with torch.device("meta"):

@@ -26,7 +26,7 @@ class Sam2Tracker(Tracker):
         model: str = Field(default="facebook/sam2.1-hiera-large", description="Hub id or local folder.")
         revision: str | None = Field(default=None, description="Hub revision.")
         mask_threshold: float = Field(default=0.0, description="Mask logit threshold (0, as the original).")
-        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank>, else cpu).")
+        device: str = Field(default="auto", description="torch device (auto: cuda:<local rank mod GPUs>, else cpu).")
         dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Model type.")
 
     def __init__(self, options=None):
@@ -44,7 +44,8 @@ class Sam2Tracker(Tracker):
         import torch
 
         o = self.options
-        return o.device if o.device != "auto" else (f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu")
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return o.device if o.device != "auto" else (f"cuda:{local_rank() % gpus}" if gpus else "cpu")
 
     def load(self) -> None:
         from transformers import Sam2VideoModel, Sam2VideoProcessor
@@ -67,6 +68,7 @@ class Sam2Tracker(Tracker):
             return Tracks.from_masks(masks)
         processor, model = self.video_processor, self.video_model
         session = processor.init_video_session(video=list(np.asarray(clip.frames)), inference_device=self.device,
+                                               processing_device=self.device, video_storage_device=self.device,
                                                dtype=self.torch_dtype)  # fmt: skip
         ids = list(range(1, len(boxes) + 1))
         # a copy: transformers 5.23 empties the list it is given

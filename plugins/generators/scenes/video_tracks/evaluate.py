@@ -1,9 +1,10 @@
 """Each stage's error on a synthetic video: the perceived SceneTrack against the scene's exact one.
 
-Objects are matched one to one on the tracker's boxes, greedily by mean box IoU over the frames where either is
-seen (at least ``match_iou``). Reconstructions are compared without their gauge: camera rotations relative to the
-first frame, and object positions in each frame's own camera after one least-squares scale per video (Pi3's scale is
-arbitrary).
+Objects are paired with the truth by the truth id a ground-truth detector gave them (so a learned tracker is judged
+on the object it was asked to follow), otherwise matched one to one on the tracker's boxes, greedily by mean box
+IoU over the frames where either is seen (at least ``match_iou``). Reconstructions are compared without their
+gauge: camera rotations relative to the first frame, and object positions in each frame's own camera after one
+least-squares scale per video (Pi3's scale is arbitrary).
 
 * ``detector``: on the first frame, recall (truth objects visible there whose label was asked for, found at box
   IoU >= 0.5) and precision (detections that are such an object);
@@ -67,13 +68,30 @@ def match_objects(boxes: np.ndarray, truth: SceneTrack, min_iou: float) -> dict[
     return pairs
 
 
+def pair_objects(boxes: np.ndarray, truth_ids: list[str | None], truth: SceneTrack, min_iou: float) -> dict[int, int]:
+    """Perceived object index -> truth object index: by the truth id a ground-truth detector gave the object (so a
+    learned tracker is judged on the object it was asked to follow), the others by :func:`match_objects` among the
+    truth objects left."""
+    ids = {obj.object_id: j for j, obj in enumerate(truth.objects)}
+    pairs = {i: ids[t] for i, t in enumerate(truth_ids) if t is not None and t in ids}
+    rest = [i for i in range(len(boxes)) if i not in pairs]
+    if rest:
+        left = [j for j in range(len(truth.objects)) if j not in pairs.values()]
+        sub = SceneTrack(timestamps=truth.timestamps, camera_to_world=truth.camera_to_world,
+                         intrinsics=truth.intrinsics, image_size=truth.image_size,
+                         objects=[truth.objects[j] for j in left])  # fmt: skip
+        found = match_objects(np.asarray(boxes)[rest], sub, min_iou)
+        pairs.update({rest[a]: left[b] for a, b in found.items()})
+    return pairs
+
+
 def stage_errors(perceived: SceneTrack, truth: SceneTrack, phrases: list[str], first_detections: list[dict],
                  tracked: np.ndarray, min_iou: float = 0.5) -> dict[str, Any]:  # fmt: skip
     """The per-stage errors of one video (see the module docstring): ``truth`` is already at the perceived frames,
     ``first_detections`` are the detections (``box``, ``phrase``) of the first frame, ``tracked`` the tracker's boxes
     ``(N, T, 4)`` (the objects are matched on them, so that a reconstruction that cannot place an object does not
     hide the tracker's work)."""
-    pairs = match_objects(tracked, truth, min_iou)
+    pairs = pair_objects(tracked, [o.meta.get("truth_id") for o in perceived.objects], truth, min_iou)
     asked = {p.lower() for p in phrases}
     wanted = [j for j, t in enumerate(truth.objects) if t.visible[0] and t.label.lower() in asked]
     found = {j for j in wanted if any(box_iou(d["box"], truth.objects[j].boxes[0]) >= 0.5 for d in first_detections)}

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +40,7 @@ from vdpm_harness import (
 from . import intermediates
 from .agreement import COPY, agreement, exact_twin, read_questions, write_copies
 from .assemble import build_track
-from .evaluate import match_objects, stage_errors, truth_at
+from .evaluate import pair_objects, stage_errors, truth_at
 from .perceive import Runner, StageFailure
 from .sampling import Phrases, read_classes, sample_clip, split_classes
 
@@ -93,6 +94,8 @@ class VideoTracks(ItemGenerator):
         num_frames: int = Field(default=32, ge=2, description="Frames sampled per video (32, as the original).")
         detect_every: int = Field(default=0, ge=0, description="Also detect on every n-th frame and track what is "
                                   "new (0: the first frame only, as the original).")  # fmt: skip
+        max_objects: int = Field(default=0, ge=0, description="Track at most this many objects per video, the "
+                                 "highest-scoring detections (0: every detection).")  # fmt: skip
         same_object_iou: float = Field(default=0.5, gt=0, le=1, description="Box IoU at which a later detection is "
                                        "an object already tracked.")  # fmt: skip
         min_orientation_confidence: float = Field(default=0.6, ge=0, le=1, description="Orientations below this "
@@ -182,17 +185,19 @@ class VideoTracks(ItemGenerator):
         stem = video.stem
         if files.out.resolve() == self.video_folder().resolve():
             raise ValueError("video-tracks: --out must not be the videos' folder (its SceneTracks would be replaced)")
+        start = time.perf_counter()
         try:
             clip = sample_clip(video, o.num_frames)
         except (VideoError, OSError, ValueError) as exc:
             raise StageFailure(item, "frames", "", str(exc)) from exc
+        decoding = time.perf_counter() - start
         phrases = self.phrases(stem)
         if not phrases.all:
             raise StageFailure(item, "phrases", "", f"no classes for video '{stem}' (give --classes, or --agents "
                                "and --objects)")  # fmt: skip
         agents = set(phrases.agents)
         runner = Runner(self.stages, detect_every=o.detect_every, same_object_iou=o.same_object_iou,
-                        agents=agents.__contains__)  # fmt: skip
+                        max_objects=o.max_objects, agents=agents.__contains__)  # fmt: skip
         perception = runner.run(clip, phrases.all)
         stage_ids = {stage: plugin.id for stage, plugin in self.stages.items()}
         meta = {"generator": "video-tracks", "generator_version": VERSION, "stages": stage_ids,
@@ -214,7 +219,7 @@ class VideoTracks(ItemGenerator):
             "size": list(clip.size), "phrases": {"agents": phrases.agents, "objects": phrases.objects},
             "objects": [{"id": obj.object_id, "label": obj.label, "agent": obj.is_agent,
                          "visible_frames": int(np.sum(obj.visible))} for obj in track.objects],
-            "seconds": {stage: round(s, 4) for stage, s in perception.seconds.items()},
+            "seconds": {stage: round(s, 4) for stage, s in {"frames": decoding, **perception.seconds}.items()},
         }  # fmt: skip
         if o.intermediates != "none":
             record["intermediates"] = intermediates.save(files, stem, perception, {"video": item, **meta},
@@ -244,7 +249,7 @@ class VideoTracks(ItemGenerator):
         fresh = [results.records[item] for item in results.items if item in results.fresh and item in
                  results.records]  # fmt: skip
         seconds = {stage: round(float(np.mean([r["seconds"].get(stage, 0.0) for r in fresh])), 4)
-                   for stage in STAGE_KINDS} if fresh else {}  # fmt: skip
+                   for stage in ("frames", *STAGE_KINDS)} if fresh else {}  # fmt: skip
         stats: dict[str, Any] = {
             "out": str(out), "videos": len(results.items), "tracks": len(records), "failed": len(failures),
             "failed_by_stage": dict(Counter(f["stage"] for f in failures)),
@@ -275,7 +280,8 @@ class VideoTracks(ItemGenerator):
             perceived = SceneTrack.load(out / record["track"])
             exact = truth_at(SceneTrack.load(record["truth"]), perceived.meta["frame_indices"])
             boxes = np.array([o.boxes for o in perceived.objects]).reshape(-1, perceived.n_frames, 4)
-            twin = exact_twin(perceived, exact, match_objects(boxes, exact, self.options.match_iou))
+            ids = [o.meta.get("truth_id") for o in perceived.objects]
+            twin = exact_twin(perceived, exact, pair_objects(boxes, ids, exact, self.options.match_iou))
             video = (out / perceived.video).resolve()
             write_copies(root / "perceived", stem, perceived, video, self.options.questions)
             write_copies(root / "exact", stem, twin, video, self.options.questions)

@@ -65,9 +65,10 @@ class Runner:
     """Runs the stage plugins on clips; ``stages`` maps a stage name to its plugin, ``names`` to its id."""
 
     def __init__(self, stages: dict[str, Any], *, detect_every: int = 0, same_object_iou: float = 0.5,
-                 agents: Callable[[str], bool] = lambda phrase: False):  # fmt: skip
+                 max_objects: int = 0, agents: Callable[[str], bool] = lambda phrase: False):  # fmt: skip
         self.stages = stages
         self.detect_every = detect_every
+        self.max_objects = max_objects
         self.same_object_iou = same_object_iou
         self.is_agent = agents
 
@@ -99,6 +100,9 @@ class Runner:
         tracked: list[Tracks] = []
         for frame in frames:
             new = [d for d in result.detections[frame] if not self._known(tracked, frame, d)]
+            if self.max_objects:  # the strongest detections, while there is room
+                room = self.max_objects - len(result.objects)
+                new = sorted(new, key=lambda d: -d.score)[: max(room, 0)]
             if not new:
                 continue
             with self.stage(result, "tracker"):
