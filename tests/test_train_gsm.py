@@ -236,10 +236,72 @@ def test_the_optimizer_groups_are_exactly_the_configured_ones(tiny, base_model):
     build_groups(base_model, tiny_config("unused", tiny, "unused").optimizer)  # as before, for the other tests
 
 
+@pytest.mark.slow
+def test_the_trainers_optimizer_holds_exactly_the_configured_groups(tiny, data, tmp_path):
+    """The optimizer the trainer steps (after FSDP2 has replaced the parameters by its shards): its param groups,
+    their rates and decay, and which parameters they hold, read back by name."""
+    from vdpm_harness_training.gsm.trainer import Trainer
+
+    config = tiny_config(tmp_path / "run", tiny, data)
+    world = parallel.join("cpu")
+    try:
+        trainer = Trainer(config, load_examples([str(data)]), "test", {}, world, Console(stderr=True), progress=False)
+        trainer.build()
+        held = {id(p): g["name"] for g in trainer.optimizer.param_groups for p in g["params"]}
+        assert [(g["name"], g["lr"], g["weight_decay"]) for g in trainer.optimizer.param_groups] == [
+            ("llm", LRS["llm"], 0.01), ("llm/no_decay", LRS["llm"], 0.0), ("merger", LRS["merger"], 0.01),
+            ("merger/no_decay", LRS["merger"], 0.0), ("gsm", LRS["gsm"], 0.01), ("gsm/no_decay", LRS["gsm"], 0.0),
+        ]  # fmt: skip
+        names = dict(trainer.wrapper.model.named_parameters())
+        for name, parameter in names.items():
+            frozen = name.startswith(("model.visual.", "model.gsm.spatial_encoder.")) and ".merger." not in name
+            assert (id(parameter) in held) == (not frozen) == parameter.requires_grad, name
+        assert held[id(names["lm_head.weight"])] == "llm"
+        assert held[id(names["model.visual.merger.mlp.0.weight"])] == "merger"
+        assert held[id(names["model.gsm.q_former_2.mlp.up_proj.weight"])] == "gsm"
+    finally:
+        parallel.leave(world)
+
+
+def test_a_gsm_on_a_plain_qwen_takes_its_weights_and_pi3s_encoder(tiny, tmp_path):
+    """``--base`` a plain Qwen2.5-VL and ``--pi3`` Pi3's weights (the encoder under ``encoder.``, Pi3's key layout):
+    every Qwen weight and every encoder weight is the file's; the new modules are initialised; a Pi3 file that lacks
+    a key is an error naming it."""
+    from safetensors.torch import save_file
+
+    from vdpm_harness_plugins.models.qwen25vl.checkpoints import make_tiny as make_tiny_qwen
+    from vdpm_harness_plugins.models.qwen25vl.gsm import pi3
+    from vdpm_harness_training.gsm.model import BaseError
+
+    make_tiny_qwen(tmp_path / "qwen")
+    source = load_file(str(tiny / "model.safetensors"))
+    prefix = gsm_checkpoints.ENCODER_KEY
+    encoder = {"encoder." + k[len(prefix) :]: v for k, v in source.items() if k.startswith(prefix)}
+    encoder["decoder.head.weight"] = torch.zeros(2)  # the rest of Pi3's checkpoint is ignored
+    save_file(encoder, str(tmp_path / "pi3.safetensors"))
+    changes = {"model.pi3": str(tmp_path / "pi3.safetensors"), "model.encoder": gsm_checkpoints.TINY_ENCODER}
+    section = tiny_config("unused", tmp_path / "qwen", "unused", **changes).model
+    model, details = load_base(section, torch.device("cpu"))
+    assert details["kind"] == "qwen2.5-vl + new GSM" and details["pi3"].endswith("pi3.safetensors")
+    state = model.state_dict()
+    mapped, _ = pi3.map_pi3_encoder({k[len("encoder.") :]: v for k, v in encoder.items() if k.startswith("encoder.")})
+    assert all(torch.equal(state[gsm_checkpoints.ENCODER_PARAM + k], v) for k, v in mapped.items())
+    qwen = load_file(str(tmp_path / "qwen" / "model.safetensors"))
+    assert all(torch.equal(state[gsm_checkpoints.parameter_names(k)[0]], v) for k, v in qwen.items())
+    assert model.gsm.settings.clip_mean == "exact" and torch.equal(
+        model.gsm.q_former_norm.weight, torch.ones_like(model.gsm.q_former_norm.weight)
+    )
+    del encoder["encoder.norm.weight"]
+    save_file(encoder, str(tmp_path / "pi3.safetensors"))
+    with pytest.raises(BaseError, match="1 missing"):
+        load_base(section, torch.device("cpu"))
+
+
 def layout_for(base_model, tiny, frames=FRAMES, prompt="record") -> Layout:
     return Layout(processor=str(tiny), frames=frames, prompt=prompt, max_seq_length=4096, **token_layout(base_model))
 
 
+@pytest.mark.slow
 def test_a_sample_is_the_evaluation_prompt_plus_the_answer(tiny, data, base_model):
     """The dsr benchmark asks a question of the generated table; the qwen25vl-gsm plugin encodes it; the trainer's
     sample of the same record (prompt vlmevalkit, the benchmark's frames) is those tokens and pixels, then the
@@ -275,6 +337,7 @@ def test_a_sample_is_the_evaluation_prompt_plus_the_answer(tiny, data, base_mode
     assert torch.equal(trained.targets[trained.targets != IGNORE], trained.input_ids[-supervised:])
 
 
+@pytest.mark.slow
 def test_a_pack_gives_each_samples_loss_alone(tiny, data, base_model):
     """Three samples in one pack give the loss each gives alone through the plugin's model (its own positions,
     sdpa attention, full logits): no attention and no prediction crosses a sample boundary."""
