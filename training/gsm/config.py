@@ -86,7 +86,7 @@ class DataSection(Strict):
     #: the DSR-Bench prompt the ``dsr`` benchmark evaluates with.
     prompt: Literal["record", "vlmevalkit", "dsr_fork"] = "record"
     max_seq_length: int = Field(default=8192, ge=16)
-    decode_workers: int = Field(default=2, ge=0, description="worker processes preparing samples ahead")
+    decode_workers: int = Field(default=4, ge=0, description="worker processes preparing samples ahead")
     prefetch: int = Field(default=16, ge=1, description="samples prepared ahead")
     video_backend: str | None = None
 

@@ -2,9 +2,11 @@
 
 ``OUT/metrics.jsonl`` holds one line per optimizer step: ``step`` (1-based: steps done), ``epoch``, ``loss`` (the mean
 cross-entropy of the step's supervised tokens over all processes), ``lr`` (each optimizer group's learning rate for
-the step), ``grad_norm`` (before clipping), ``samples``, ``tokens``, ``supervised_tokens``, ``skipped`` (samples left
-out, with reasons in ``skipped_reasons``), ``seconds``, ``tokens_per_second``, ``peak_memory_gb`` (CUDA). A resumed run
-first cuts the log back to the checkpoint's step, so the log is the curve of one uninterrupted run.
+the step), ``grad_norm`` (before clipping), ``samples``, ``tokens``, ``supervised_tokens``, ``packs`` (forward passes
+per process), ``skipped`` (samples left out), ``seconds`` (the step's computation), ``tokens_per_second`` (over those
+seconds), ``data_wait_seconds`` (how long the step waited for its samples, the longest over the processes: more than
+zero means too few workers prepare samples), ``peak_memory_gb`` (CUDA). A resumed run first cuts the log back to the
+checkpoint's step, so the log is the curve of one uninterrupted run.
 """
 
 from __future__ import annotations

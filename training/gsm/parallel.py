@@ -51,6 +51,11 @@ class World:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def all_max_float(self, value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.collective_device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
     def all_max(self, value: int) -> int:
         tensor = torch.tensor([value], dtype=torch.int64, device=self.collective_device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)

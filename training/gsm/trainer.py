@@ -256,7 +256,11 @@ class Trainer:
             with ProgressBar(self.console, self.plan.total, start, enabled=self.show_progress) as bar:
                 for step in range(start, self.plan.total):
                     self.step_skipped = 0
-                    record = self.step(step, self.take(stream, step))
+                    waiting = time.perf_counter()
+                    samples = self.take(stream, step)
+                    waited = time.perf_counter() - waiting
+                    record = self.step(step, samples)
+                    record["data_wait_seconds"] = round(world.all_max_float(waited), 4)
                     if world.is_main:
                         log.write(record)
                         bar.update(record)
