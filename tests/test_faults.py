@@ -355,7 +355,8 @@ needs_mounts = pytest.mark.skipif(not _unshare_works(), reason="needs unprivileg
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_full_or_read_only_results_folder_is_a_clear_error(tmp_path, fault):
     """``--out`` on a full tmpfs, and on a read-only one (mounted in a private mount namespace): the run fails with a
-    message naming the folder and saying why, not a traceback or a bare errno (issue 17: raw tracebacks)."""
+    message naming the folder and saying why, and so does ``leaderboard`` (issue 17: raw tracebacks; before the fix
+    the run said ``OSError: [Errno 28] No space left on device`` without a file, and ``leaderboard`` a traceback)."""
     out = tmp_path / "res"
     out.mkdir()
     setup = {
@@ -370,3 +371,9 @@ def test_a_full_or_read_only_results_folder_is_a_clear_error(tmp_path, fault):
     reason = "is full (No space left on device)" if fault == "full" else "is on a read-only file system"
     assert f"cannot write {out}/random/motion-basics/" in output and reason in output, output
     assert "write to another folder (--out)" in output
+    # the leaderboard, written by reporter plugins (the fixture's writes with its own open): no traceback either
+    command = f"{setup} 2>/dev/null && exec {sys.executable} -m vdpm_harness leaderboard --results {out}"
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", command], env=cli_env(), capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"cannot write {out}/leaderboard." in proc.stderr and reason in proc.stderr, proc.stderr

@@ -19,7 +19,7 @@ from . import __version__
 from .config import ConfigError, build_config, judge_options
 from .plugins import KINDS, PluginError, get_host
 from .records import SchemaVersionError
-from .store import OutputError, StoreError
+from .store import OutputError, StoreError, output_error
 from .summary import report_errors, score_text
 
 console = Console(stderr=True)
@@ -432,8 +432,13 @@ def main(argv=None):
         cli.main(args=argv, prog_name="vdpm-harness")
     except (ConfigError, PluginError) as exc:
         fail(str(exc))
-    except (StoreError, SchemaVersionError, OutputError) as exc:  # a folder that cannot be used or written
+    except (StoreError, SchemaVersionError) as exc:  # a folder that cannot be used
         fail(str(exc), code=1)
+    except OSError as exc:  # one that cannot be written (a full disk, a read-only folder), whoever wrote
+        error = output_error(exc)
+        if error is None:
+            raise
+        fail(str(error), code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

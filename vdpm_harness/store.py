@@ -90,6 +90,17 @@ def _describe_output_error(path: Path, cause: OSError) -> str:
     return f"cannot write {path}: {reason} ({os.strerror(cause.errno or 0)}); {advice}"
 
 
+def output_error(exc: OSError) -> OutputError | None:
+    """``exc`` as an :class:`OutputError` naming its file, if it means that an output location cannot be written
+    (a full disk, a read-only file system, no permission), else ``None``: for errors raised by code that writes
+    without this module (a reporter plugin's own ``open``)."""
+    if isinstance(exc, OutputError):
+        return exc
+    if exc.errno in _OUTPUT_ERRNOS:
+        return OutputError(exc.filename or "a file", exc)
+    return None
+
+
 @contextmanager
 def _output(path: Path) -> Iterator[None]:
     """Turn an OSError that means "this location cannot be written" into an :class:`OutputError` naming ``path``."""
