@@ -81,8 +81,9 @@ def _run(config, console, *, progress: bool, errors: tuple) -> None:
         console.print(f"[yellow]interrupted[/yellow]: rerun the same command to resume from the last checkpoint in "
                       f"{config.out}", highlight=False, soft_wrap=True)  # fmt: skip
         sys.exit(130)
-    if rank == 0:
-        print_outcome(outcome, config, console)
+    if rank != 0:  # rank 0 reports (and scores) for every rank, as in `run`
+        sys.exit(1 if any(o.error for o in outcome.evaluated) else 0)
+    print_outcome(outcome, config, console)
     if any(o.error or o.result is None for o in outcome.evaluated):
         sys.exit(1)
 
