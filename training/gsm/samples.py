@@ -90,10 +90,11 @@ class Sample:
 
 @dataclass
 class Skipped:
-    """A sample left out of training, and why."""
+    """A sample left out of training: why (a kind, counted), and the details."""
 
     index: int
     reason: str
+    detail: str = ""
 
 
 _processors: OrderedDict = OrderedDict()
@@ -167,7 +168,7 @@ def build(example: Example, layout: Layout) -> Sample | Skipped:
     batch = gsm_inputs.encode(processor, [prompt], num_queries=layout.num_queries)
     ids = batch["input_ids"][0]
     if ids.shape[0] > layout.max_seq_length:
-        return Skipped(example.index, f"{ids.shape[0]} tokens > max_seq_length {layout.max_seq_length}")
+        return Skipped(example.index, "longer than max_seq_length", f"{ids.shape[0]} > {layout.max_seq_length} tokens")
     targets = torch.full_like(ids, IGNORE)
     targets[-n_answer - 1 : -1] = ids[-n_answer:]  # position i predicts token i + 1
     grid = batch["video_grid_thw"]

@@ -42,7 +42,7 @@ from .metrics import MetricsLog, ProgressBar
 from .model import PackedGSM, load_base, token_layout
 from .optim import lr_factor, make_optimizer, set_lrs, warmup_steps
 from .packing import pack, padding
-from .records import Example
+from .records import DataError, Example
 from .samples import Layout, Sample, Skipped, prepare
 
 
@@ -160,9 +160,10 @@ class Trainer:
             if job[0].index != index:
                 raise RuntimeError(f"data stream out of order: example {job[0].index} where {index} was due")
             if isinstance(result, Exception):
-                result = Skipped(index, f"{type(result).__name__}: {result}")
+                result = Skipped(index, type(result).__name__, str(result))
             if isinstance(result, Skipped):
-                self.skipped[result.reason.split(":")[0]] += 1
+                self.skipped[result.reason] += 1
+                self.last_skip = f"{self.examples[index].source}: {result.reason} {result.detail}".strip()
                 self.step_skipped += 1
                 continue
             samples.append(result)
@@ -178,6 +179,10 @@ class Trainer:
             self._fallback = samples[-1]
         mine = [sum(s.supervised for s in samples), sum(s.length for s in samples), len(samples), self.step_skipped]
         supervised, tokens, count, skipped = world.all_sum([float(v) for v in mine])
+        if count == 0:  # a systematic failure (every video unreadable, every sample too long) must not pass silently
+            reasons = ", ".join(f"{reason} ({n})" for reason, n in self.skipped.most_common(3)) or "unknown"
+            raise DataError(f"no sample of step {step + 1} could be prepared; reasons so far: {reasons}; the last: "
+                            f"{getattr(self, 'last_skip', '-')}")  # fmt: skip
         passes = world.all_max(len(packs))
         if not packs and self._fallback is None:
             self._fallback = self.fallback_sample()
