@@ -117,6 +117,7 @@ def test_bad_inputs_give_a_record_per_video_naming_the_stage(scenes, tmp_path):
     shutil.copy(scenes / "scene_0001.npz", videos / "nothing.npz")
     (videos / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
     (videos / "empty.mp4").write_bytes(b"")
+    (videos / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")  # listed, but its file is missing
     from vdpm_harness import write_video
 
     write_video(videos / "short.mp4", np.zeros((10, 32, 32, 3), np.uint8), 10.0)
@@ -124,10 +125,11 @@ def test_bad_inputs_give_a_record_per_video_naming_the_stage(scenes, tmp_path):
     classes.write_text("videoID,agent,obj\nnothing,zebra,None\n")
     out = tmp_path / "tracks"
     stats = generate(out, videos=str(videos), classes=str(classes))
-    assert stats["tracks"] == 1 and stats["failed"] == 4
+    assert stats["tracks"] == 1 and stats["failed"] == 5
     failures = {f["video"]: f for f in json.loads((out / "failures.json").read_text())}
     assert {video: f["stage"] for video, f in failures.items()} == {
         "corrupt.mp4": "frames",
+        "gone.mp4": "frames",
         "empty.mp4": "frames",
         "short.mp4": "frames",
         "nothing.mp4": "detector",
@@ -138,6 +140,6 @@ def test_bad_inputs_give_a_record_per_video_naming_the_stage(scenes, tmp_path):
     assert SceneTrack.load(out / "good.npz").objects
     # a rerun keeps the finished video and retries only the failed ones
     again = generate(out, videos=str(videos), classes=str(classes))
-    assert again["tracks"] == 1 and again["failed"] == 4 and again["seconds_per_video"] == {}
+    assert again["tracks"] == 1 and again["failed"] == 5 and again["seconds_per_video"] == {}
     with pytest.raises(ValueError, match="does not exist"):
         generate(out, videos=str(tmp_path / "missing.mp4"))
