@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -505,6 +506,28 @@ def test_two_processes_under_torchrun_give_the_one_process_result(reference, tmp
     assert [r["samples"] for r in ours] == [r["samples"] for r in theirs]
     assert [r["loss"] for r in ours] == pytest.approx([r["loss"] for r in theirs], rel=1e-5)
     assert json.loads((out / "run.json").read_text())["launches"][-1]["processes"] == 2
+    # the two processes' sharded checkpoint resumes in one process (resharded on load), with the configured groups
+    shutil.rmtree(Path(os.path.realpath(out / "final")))
+    (out / "final").unlink()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = train_gsm(ref_config.model_copy(update={"out": str(out)}), Console(stderr=True), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert again.resumed_from == 6
+    final = weights(again.final)
+    for key in expected:
+        torch.testing.assert_close(final[key], expected[key], rtol=1e-3, atol=1e-4, msg=key)
+    lrs = read_metrics(out)[-1]["lr"]
+    assert lrs == read_metrics(ref_config.out)[-1]["lr"] and set(lrs) == {
+        "llm",
+        "llm/no_decay",
+        "merger",
+        "merger/no_decay",
+        "gsm",
+        "gsm/no_decay",
+    }
 
 
 @pytest.mark.slow
@@ -514,8 +537,6 @@ def test_bfloat16_moments_over_fsdp2_shards_resume_exactly(tiny, data, tmp_path)
     config = tiny_config(tmp_path / "run", tiny, data, **{"schedule.max_steps": 4, "optimizer.state_dtype": "bfloat16"})
     first = train_gsm(config, Console(stderr=True), progress=False)
     expected = weights(first.final)
-    import shutil
-
     shutil.rmtree(first.final)
     (tmp_path / "run" / "final").unlink()
     again = train_gsm(config, Console(stderr=True), progress=False)

@@ -138,10 +138,16 @@ def load(folder: Path, wrapper, optimizer) -> dict[str, Any]:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     model_state, optim_state = get_state_dict(wrapper, optimizer)
     state = {"model": model_state, "optim": optim_state}
     dcp.load(state, checkpoint_id=str(Path(folder) / STATE_FOLDER))
     set_state_dict(wrapper, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    # The groups' settings come from the configuration, which is the checkpoint's (the run id says so); what the
+    # checkpoint restores is the state. (A checkpoint written by several processes came back into one with some
+    # groups' settings missing, with PyTorch 2.14's torch.distributed.checkpoint.)
+    for group, configured in zip(optimizer.param_groups, settings):
+        group.update(configured)
     if dist.is_initialized():
         dist.barrier()
     return json.loads((Path(folder) / TRAINING_FILE).read_text())
