@@ -234,7 +234,7 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
         "data.prefetch": max(2 * args.workers, args.batch_size * 2), "batch_size": args.batch_size,
         "pack_tokens": args.pack_tokens, "data.max_seq_length": min(8192, args.pack_tokens),
         "activation_checkpointing": args.checkpointing, "compile": args.compile,
-        "precision": "fp32" if args.smoke else "bf16", "optimizer.state_dtype": "float32" if args.smoke else "bfloat16",
+        "precision": "fp32" if args.smoke else "bf16", "optimizer.state_dtype": "bfloat16",
         "schedule.max_steps": steps, "save_every": 0, "device": "cpu" if args.smoke else "cuda",
     })  # fmt: skip
     world = parallel.join(config.device)
