@@ -8,6 +8,8 @@ scoring code) runs by default, as PyPI is reachable wherever the project is set 
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: torch and transformers are installed (the model tests need them; the rest of the suite does not)
+HAS_TORCH = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch and transformers")
 FIXTURE_DIR = Path(__file__).resolve().parent / "plugin_fixture"
 sys.path.insert(0, str(FIXTURE_DIR))
 
@@ -44,7 +49,18 @@ def _cache(tmp_path_factory):
     """Benchmarks built on first use go to a temporary cache shared by the session."""
     cache = tmp_path_factory.mktemp("vdpm-cache")
     os.environ["VDPM_CACHE"] = str(cache)
+    # no test may reach a model hub: checkpoints are local folders or hand-made hub caches
+    os.environ["HF_HUB_OFFLINE"] = "1"
     yield cache
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory):
+    """``vdpm-harness models make-tiny DIR --seed 0`` through the command line, once per session: the tiny
+    random-weight Qwen2.5-VL checkpoint (folder, printed summary)."""
+    folder = tmp_path_factory.mktemp("qwen") / "tiny"
+    proc = run_cli("models", "make-tiny", str(folder), "--seed", "0")
+    return folder, json.loads(proc.stdout)
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from .conftest import run_cli
 #: with several differently moving agents, which three scenes seldom have).
 SMALL = {"n_videos": 3, "qa_per_video": 40, "width": 160, "height": 120,
          "templates": {"distractors": "original", "speed_unit": "step"}}  # fmt: skip
+#: ``SMALL`` as ``--bench-arg key=value`` texts (a dict as JSON)
+SMALL_ARGS = [f"--bench-arg={k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in SMALL.items()]
 #: The default build's seed and two more: the fairness test pools them (each prior trained on the next one).
 SEEDS = [20251224, 1, 2]
 
@@ -30,9 +32,9 @@ def bench():
 
 def test_random_model_gives_the_12_category_breakdown(tmp_path):
     """`vdpm-harness run --model random --bench dsr-synth` end to end through the command line."""
-    texts = {key: json.dumps(value) if isinstance(value, dict) else value for key, value in SMALL.items()}
-    args = [f"--bench-arg={key}={value}" for key, value in texts.items()]
-    run_cli("run", "--model", "random", "--bench", "dsr-synth", *args, "--out", str(tmp_path / "res"), "--seed", "1")
+    run_cli(
+        "run", "--model", "random", "--bench", "dsr-synth", *SMALL_ARGS, "--out", str(tmp_path / "res"), "--seed", "1"
+    )
     [results] = (tmp_path / "res").glob("random/dsr-synth/results.json")
     result = json.loads(results.read_text())
     assert result["category_order"] == CATEGORIES[:12]  # VLMEvalKit's order, without non_temp

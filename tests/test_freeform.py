@@ -410,3 +410,9 @@ def test_end_to_end_from_synth_scenes_on_the_command_line(tmp_path, server):
             str(tmp_path / "results"), env=env)  # fmt: skip
     results = json.loads((tmp_path / "results" / "random" / "dsr" / "results.json").read_text())
     assert results["n_samples"] == 4 and list(results["categories"]) == ["non_temp"]
+    # and read by `train gsm` as training data: the trainer's own reader takes the folder as it is
+    from vdpm_harness_training.gsm.records import load_examples
+
+    examples = load_examples([str(out)])
+    assert len(examples) == 4 and all(Path(e.video).is_file() and e.answer in "ABCD" for e in examples)
+    assert all(e.after.startswith("\n") and "Options:\nA " in e.after for e in examples)

@@ -9,7 +9,6 @@ worked by hand, and the model's own single-request outputs (batching must not ch
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -42,17 +41,6 @@ from .conftest import cli_env, run_cli  # noqa: E402
 from .test_qwen25vl import _dsr_data, _fourd_data, _vlm4d_data, prepared  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline():
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("HF_HUB_OFFLINE")
-    else:
-        os.environ["HF_HUB_OFFLINE"] = old
 
 
 @pytest.fixture(scope="module")
@@ -598,10 +586,9 @@ def test_numerics_original_changes_only_what_it_names(model, tiny, clips):
 @pytest.mark.slow
 def test_run_dsr_synth_through_the_cli(tiny, tmp_path):
     """``vdpm-harness run --model qwen25vl-gsm --model-arg path=TINY --bench dsr-synth --limit 8``."""
-    from .test_dsr_synth import SMALL
+    from .test_dsr_synth import SMALL_ARGS as args
 
     out = tmp_path / "res"
-    args = [f"--bench-arg={key}={value}" for key, value in SMALL.items()]
     run_cli("run", "--model", "qwen25vl-gsm", "--model-arg", f"path={tiny[0]}", "--model-arg", "max_new_tokens=8",
             "--bench", "dsr-synth", *args, "--limit", "8", "--out", str(out), "--decode-workers", "1",
             env=cli_env(**OFFLINE))  # fmt: skip

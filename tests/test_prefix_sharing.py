@@ -11,9 +11,7 @@ keeps them in one batch where they fit.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import os
 from collections import Counter
 
 import numpy as np
@@ -36,12 +34,10 @@ from vdpm_harness.video import decode, write_video
 from vdpm_harness_plugins.models.qwen25vl import prefix
 from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
-from .conftest import cli_env, run_cli
+from .conftest import HAS_TORCH, needs_torch
 
-HAS_TORCH = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
 if HAS_TORCH:
     import torch
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch and transformers")
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 PRE = "These are the frames of a video. Answer the question."
@@ -49,22 +45,10 @@ PRE = "These are the frames of a video. Answer the question."
 POLICY = FramePolicy(nframes=8, max_pixels=40_000, size_multiple=28)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline():
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("HF_HUB_OFFLINE")
-    else:
-        os.environ["HF_HUB_OFFLINE"] = old
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("qwen") / "tiny"
-    run_cli("models", "make-tiny", str(folder), "--seed", "0", env=cli_env(**OFFLINE))
-    return folder
+def tiny(tiny_qwen):
+    """The session's tiny checkpoint folder (conftest)."""
+    return tiny_qwen[0]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 
 import numpy as np
@@ -32,34 +31,18 @@ from vdpm_harness_plugins.models.qwen25vl.checkpoints import REAL_CONFIGS, SPECI
 from vdpm_harness_plugins.models.qwen25vl.inputs import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
 from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
-from .conftest import cli_env, run_cli
+from .conftest import HAS_TORCH, cli_env, needs_torch, run_cli
 
-HAS_TORCH = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
 if HAS_TORCH:
     import torch
-needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch and transformers")
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline():
-    """No test here may reach a hub: the checkpoints are local folders or a hand-made hub cache."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("HF_HUB_OFFLINE")
-    else:
-        os.environ["HF_HUB_OFFLINE"] = old
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """``vdpm-harness models make-tiny DIR --seed 0`` through the command line; (folder, printed summary)."""
-    folder = tmp_path_factory.mktemp("qwen") / "tiny"
-    proc = run_cli("models", "make-tiny", str(folder), "--seed", "0", env=cli_env(**OFFLINE))
-    return folder, json.loads(proc.stdout)
+def tiny(tiny_qwen):
+    """The session's tiny checkpoint (conftest): (folder, printed summary)."""
+    return tiny_qwen
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +202,6 @@ def test_invalid_options_are_clear_errors(host, options, message):
 
 
 def test_flash_attention_needs_its_package(host):
-    import importlib.util
 
     from vdpm_harness.plugins import PluginError
 

@@ -44,7 +44,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .distributed import Distributed, WorkClaims
 from .records import stable_hash
-from .store import write_atomic
+from .store import default_mode, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from .interfaces import ItemGenerator
@@ -86,6 +86,7 @@ class ItemFiles:
             yield Path(tmp)
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
+            os.chmod(tmp, default_mode())  # mkstemp's 0600 would make outputs private to their writer
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
         finally:
