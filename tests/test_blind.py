@@ -23,7 +23,8 @@ from vdpm_harness import (
     hookimpl,
 )
 from vdpm_harness.config import build_config
-from vdpm_harness.pipeline import Runner, create_model, plan
+from vdpm_harness.pipeline import Runner, create_model
+from vdpm_harness.planning import plan
 from vdpm_harness.plugins import PluginError
 from vdpm_harness_plugins.models.blind.length import option_items, option_length
 from vdpm_harness_plugins.models.blind.prior import template_key

@@ -815,7 +815,8 @@ def test_rescore_with_the_llm_scorer_through_the_judge(tsv_data, host, tmp_path,
     user message per response in VLMEvalKit's format, no structured output, and correct iff the grade is A."""
     from tests.chat_server import ChatServer
     from vdpm_harness.config import build_config
-    from vdpm_harness.pipeline import Runner, rescore
+    from vdpm_harness.pipeline import Runner
+    from vdpm_harness.scoring import rescore
 
     config = build_config(
         models="random", benches="dsr", out=str(tmp_path / "res"), bench_args=(f"data_dir={tsv_data}",)

@@ -234,7 +234,7 @@ def test_a_download_shows_the_folder_growing(tmp_path):
 
 def test_an_import_shows_each_step(host, tmp_path):
     """Issue 17: ``import`` showed no progress: it now says which run it stores and scores."""
-    from vdpm_harness.pipeline import import_runs
+    from vdpm_harness.scoring import import_runs
     from vdpm_harness_plugins.benchmarks.vlm4d.questions import load_questions
 
     raw = [dict(record, response="A") for record in load_questions("synthetic")[:3]]

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from vdpm_harness.config import build_config
-from vdpm_harness.pipeline import PairRefused, Runner, rescore
+from vdpm_harness.pipeline import Runner
+from vdpm_harness.scoring import PairRefused, rescore
 from vdpm_harness.store import PredictionStore
 
 from .chat_server import ChatServer, Hang

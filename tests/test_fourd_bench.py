@@ -26,9 +26,10 @@ from PIL import Image
 from vdpm_harness import hookimpl
 from vdpm_harness.config import build_config
 from vdpm_harness.interfaces import Judge, Model
-from vdpm_harness.pipeline import Runner, rescore
+from vdpm_harness.pipeline import Runner
 from vdpm_harness.plugins import PluginError
 from vdpm_harness.records import ImagePart, Response, Sample, Score, Strict, TextPart
+from vdpm_harness.scoring import rescore
 from vdpm_harness.video import write_video
 from vdpm_harness_plugins.benchmarks.fourd_bench.caption import CSV_COLUMNS, FourDBenchCaption, caption_from_response
 from vdpm_harness_plugins.benchmarks.fourd_bench.frames import stride_indices

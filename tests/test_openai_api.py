@@ -27,7 +27,7 @@ from vdpm_harness import hookimpl
 from vdpm_harness.config import build_config
 from vdpm_harness.interfaces import JudgePrompt, MCQBenchmark, PreparedRequest
 from vdpm_harness.llm import ApiOptions, ChatClient
-from vdpm_harness.pipeline import Runner, rescore
+from vdpm_harness.pipeline import Runner
 from vdpm_harness.plugins import PluginError
 from vdpm_harness.records import (
     Extraction,
@@ -41,6 +41,7 @@ from vdpm_harness.records import (
     TextPart,
     VideoPart,
 )
+from vdpm_harness.scoring import rescore
 from vdpm_harness.store import PredictionStore
 from vdpm_harness.video import DecodedVideo
 

@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 
 from vdpm_harness.config import build_config
-from vdpm_harness.pipeline import Runner, rescore
+from vdpm_harness.pipeline import Runner
+from vdpm_harness.scoring import rescore
 from vdpm_harness.store import PredictionStore
 
 from .conftest import cli_env, run_cli
@@ -115,8 +116,9 @@ def test_model_failures_are_per_sample_and_secrets_never_land(host, tmp_path):
 
 
 def test_whole_batch_failure_is_retried_one_by_one(host, tmp_path):
+    from vdpm_harness.inference import Inference
     from vdpm_harness.interfaces import PreparedRequest
-    from vdpm_harness.pipeline import Inference, WorkItem
+    from vdpm_harness.planning import WorkItem
     from vdpm_harness.records import Message, Request, Response, Sample, TextPart
 
     class Flaky:
@@ -284,8 +286,8 @@ def test_next_batch_is_staged_while_the_current_one_generates(host, tmp_path):
     to generating that batch's samples one at a time, and every sample is answered once, in order."""
     import threading
 
+    from vdpm_harness.inference import Inference
     from vdpm_harness.interfaces import Model
-    from vdpm_harness.pipeline import Inference
     from vdpm_harness.records import Response
 
     events = []
@@ -318,7 +320,7 @@ def test_next_batch_is_staged_while_the_current_one_generates(host, tmp_path):
             events.append(("alone", batch[0].request.sample_id, threading.current_thread().name))
             return [Response(sample_id=p.request.sample_id, text="B") for p in batch]
 
-    from vdpm_harness.pipeline import plan
+    from vdpm_harness.planning import plan
 
     bench = host.create("benchmarks", "motion-basics")
     samples = sorted(bench.samples(), key=lambda s: s.sample_id)[:10]

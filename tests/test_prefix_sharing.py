@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vdpm_harness.interfaces import Model, PreparedRequest
-from vdpm_harness.pipeline import WorkItem, group_by_prefix, opens_batch
+from vdpm_harness.planning import WorkItem, group_by_prefix, opens_batch
 from vdpm_harness.records import (
     FramePolicy,
     GenerationSettings,
@@ -204,7 +204,8 @@ def test_inference_batches_follow_the_groups(host, tmp_path):
     """Through ``Inference.run``: motion-basics' questions shuffled across videos come back grouped by video, each
     video's three questions in one batch of at most 4."""
     from vdpm_harness.config import build_config
-    from vdpm_harness.pipeline import Inference, plan
+    from vdpm_harness.inference import Inference
+    from vdpm_harness.planning import plan
     from vdpm_harness.store import PredictionStore
 
     seen: list[list[str]] = []
@@ -432,7 +433,8 @@ def test_a_videos_neighbouring_questions_decode_it_once(host, tmp_path, monkeypa
     together) and hands each request those frames; without grouping, every request decodes its own."""
     from vdpm_harness import prefetch
     from vdpm_harness.config import build_config
-    from vdpm_harness.pipeline import Inference, plan
+    from vdpm_harness.inference import Inference
+    from vdpm_harness.planning import plan
     from vdpm_harness.store import PredictionStore
 
     decoded: list[str] = []

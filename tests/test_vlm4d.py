@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vdpm_harness.pipeline import import_runs
 from vdpm_harness.records import Extraction
+from vdpm_harness.scoring import import_runs
 from vdpm_harness_plugins.benchmarks.vlm4d import extraction, prompts, questions
 from vdpm_harness_plugins.benchmarks.vlm4d.benchmark import VLM4D
 from vdpm_harness_plugins.benchmarks.vlm4d.questions import load_questions

@@ -178,8 +178,8 @@ def run(models, benches, config_file, limit, out, seed, judge, judge_arg, model_
 @MAX_ERROR_RATE
 def rescore(run_dir, judge, judge_arg, results_dir, max_error_rate):
     """Re-extract and re-score stored responses (all pairs under RUN_DIR) without running any model."""
-    from .pipeline import PairRefused, pair_folders, write_leaderboard
-    from .pipeline import rescore as rescore_pair
+    from .scoring import PairRefused, pair_folders, write_leaderboard
+    from .scoring import rescore as rescore_pair
 
     host = get_host()
     folders = pair_folders(Path(run_dir))
@@ -216,7 +216,7 @@ def rescore(run_dir, judge, judge_arg, results_dir, max_error_rate):
 @MAX_ERROR_RATE
 def leaderboard(results_dir, max_error_rate):
     """Regenerate the leaderboard (markdown, xlsx, ...) from every results.json under a results folder."""
-    from .pipeline import write_leaderboard
+    from .scoring import write_leaderboard
 
     if not Path(results_dir).is_dir():
         fail(f"results folder not found: {results_dir}")
@@ -318,8 +318,8 @@ def verify(bench, data_dir, bench_arg):
 @click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
 def import_(bench, path, out, judge, judge_arg, bench_arg):
     """Import another harness's or a paper's output files for BENCH as runs, score them, update the leaderboard."""
-    from .pipeline import import_runs, write_leaderboard
     from .progress import stepping
+    from .scoring import import_runs, write_leaderboard
 
     try:
         judge_plugin = get_host().create("judges", judge, judge_options(judge_arg)) if judge else None

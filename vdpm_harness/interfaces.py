@@ -213,7 +213,7 @@ class Model(Plugin):
         """A key shared by requests whose prompts begin with the same prefix holding their media (several questions
         about one video), for a model that computes such a prefix once for all of them; ``None`` (the default): no
         grouping. The harness plans requests with the same key next to each other and keeps them in one batch where
-        they fit (:func:`vdpm_harness.pipeline.group_by_prefix`); results and their keys do not depend on it."""
+        they fit (:func:`vdpm_harness.planning.group_by_prefix`); results and their keys do not depend on it."""
         return None
 
     def close(self) -> None:
