@@ -38,7 +38,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from .records import GenerationSettings, Prediction, SchemaVersionError, schema_problem, stable_hash
+from .records import GenerationSettings, Prediction, read_record, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -249,13 +249,12 @@ class PredictionStore:
             for number, line in enumerate(complete, start=1):
                 if not line.strip():
                     continue
-                try:
-                    yield Prediction.model_validate_json(line)
+                try:  # a record of an unknown schema version raises SchemaVersionError naming path:line
+                    record = read_record(Prediction, line, f"{path}:{number}")
                 except ValidationError as exc:
-                    problem = schema_problem(exc)
-                    if problem:
-                        raise SchemaVersionError(f"{path}:{number}: {problem}") from None
                     log.warning("%s:%d: skipping a malformed record: %s", path, number, exc.errors()[0]["msg"])
+                    continue
+                yield record
 
     def load(self) -> dict[str, Prediction]:
         """The current record per key: the latest one, except that an ``ok`` record is never replaced by an error."""
