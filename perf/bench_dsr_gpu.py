@@ -25,7 +25,10 @@ Paths, on the same samples in one run:
   with the same kernels; ``shared-exact`` / ``unshared-exact``: the same with the exact kernels on
   ``--identity-samples``; ``warmup``: one batch of ``shared`` first, so that the measured paths find the compile
   cache as warm as a second run of the same command finds it (its time to the first batch is the cold start-up);
-  ``restart``: the warm-up again in a fresh process (a second run of the same command: on-disk compile caches only).
+  ``restart``: the warm-up again in a fresh process (a second run of the same command: on-disk compile caches only);
+``profile``: the ``shared`` path on ``--profile-samples`` under the torch profiler, read back by ``trace_gaps`` (the
+GPU's idle time split by what the main thread did meanwhile, kernel time by phase, the heaviest kernels), written to
+``OUT/bench_dsr_gpu_profile.json``.
 
 Reported: samples/s over the whole run and in the steady state (after the first batch, which pays compilation),
 projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at the steady rate), GPU busy fraction
@@ -377,6 +380,30 @@ def restart(args, out: Path) -> dict:
             "samples": entry["samples"]}  # fmt: skip
 
 
+def profiled(args, dsr_args, device: str, dtype: str) -> dict:
+    """The ``shared`` path on ``--profile-samples`` samples under the torch profiler (after the paths before it, so
+    compilation is done): where the GPU waits and what the main thread does meanwhile (:mod:`trace_gaps`)."""
+    import trace_gaps
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    try:  # the staging thread is started after the profiler, which by default records only threads it has seen
+        from torch._C._profiler import _ExperimentalConfig
+
+        extra = {"experimental_config": _ExperimentalConfig(profile_all_threads=True)}
+    except (ImportError, TypeError):
+        extra = {}
+    with trace_gaps.annotate(), profile(activities=activities, **extra) as profiler:
+        run = harness(args.model_dir, dsr_args, args.batch_size, args.workers, args.out / "run-profile", device, dtype,
+                      args.profile_samples, share_prefix=True, name="profile")  # fmt: skip
+    trace = args.out / "profile_trace.json"
+    profiler.export_chrome_trace(str(trace))
+    summary = trace_gaps.analyse(trace)
+    summary.update(samples=run["n"], wall_s=run["wall"], main_thread_s=run["timings"], nvml_busy=run["busy"],
+                   profiler_overhead_note="times under the profiler are longer than without it")  # fmt: skip
+    return summary
+
+
 def path_settings(name: str, args) -> dict:
     """What a harness path runs: batch size, sample limit, exact kernels, ``share_prefix`` (None: the default)."""
     single = name.startswith("harness1")
@@ -408,6 +435,7 @@ def main(argv=None):
         help="samples of the batch-size-1 and exact-kernel harness runs, whose predictions are compared",
     )
     parser.add_argument("--naive-samples", type=int, default=None, help="samples of the naive loop (default: all)")
+    parser.add_argument("--profile-samples", type=int, default=40, help="samples of the profiled shared path")
     parser.add_argument("--out", type=Path, default=Path("results-bench"))
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
     parser.add_argument("--smoke", action="store_true",
@@ -454,6 +482,11 @@ def main(argv=None):
         if name == "restart":
             report["restart"] = restart(args, args.out / "run-restart")
             print(f"restart: {report['restart']}", flush=True)
+            continue
+        if name == "profile":
+            report["profile"] = profiled(args, dsr_args, device, dtype)
+            print(f"profile: {json.dumps(report['profile'], indent=1)}", flush=True)
+            (args.out / "bench_dsr_gpu_profile.json").write_text(json.dumps(report["profile"], indent=1))
             continue
         if name == "naive":
             from vdpm_harness.plugins import get_host

@@ -27,8 +27,12 @@ the dense bf16 989 TFLOP/s of an H100/H200 SXM. Reported per phase: tokens/s and
 warm-up steps), the trainer's also end to end (waiting for data included), peak GPU memory (``max_memory_allocated``),
 each step's time.
 
-    python perf/bench_train_gpu.py --out results-train          # one H200: about 5 minutes; results-train/report.json
-    python perf/bench_train_gpu.py --smoke --out /tmp/smoke      # a CPU check of the script: tiny GSM, fp32
+Each phase (the naive recipe, then each ``--variants`` entry of the trainer) runs in a fresh process, so that one
+phase's memory, compilation or crash cannot touch the next; a phase that fails (out of memory included) is reported
+as failed with its error and peak memory, and the others still run.
+
+    python perf/bench_train_gpu.py --variants ckpt1,ckpt1+compile --out results-train   # one H200; report.json
+    python perf/bench_train_gpu.py --smoke --variants ckpt1,ckpt0.5 --out /tmp/smoke  # a CPU check: tiny GSM, fp32
 """
 
 from __future__ import annotations
@@ -291,6 +295,47 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
 # --- main -------------------------------------------------------------------------------------------------------------
 
 
+def variant_settings(name: str) -> dict:
+    """A trainer variant's settings from its name: ``ckpt<share>`` (the share of decoder layers recomputed) with
+    ``+compile`` (torch.compile the decoder layers), e.g. ``ckpt1``, ``ckpt0.5``, ``ckpt1+compile``."""
+    base, *flags = name.split("+")
+    if not base.startswith("ckpt") or set(flags) - {"compile"}:
+        raise SystemExit(f"unknown trainer variant {name!r}: expected ckpt<share>[+compile], e.g. ckpt1+compile")
+    return {"checkpointing": float(base.removeprefix("ckpt")), "compile": "compile" in flags}
+
+
+def run_phase(phase: str, args, model_dir: Path, data: Path, device, peak: float) -> dict:
+    """One phase (``naive`` or a trainer variant) in this process; an exception becomes the phase's ``error``."""
+    import traceback
+
+    try:
+        if phase == "naive":
+            return run_naive(model_dir, data, args, device, peak)
+        settings = variant_settings(phase)
+        args.checkpointing, args.compile = settings["checkpointing"], settings["compile"]
+        return run_trainer(model_dir, data, args.out / phase, args, peak)
+    except BaseException as exc:  # noqa: BLE001 - the report says how the phase failed (OOM included)
+        log(f"{phase} failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:],
+                "peak_memory_gb": peak_memory_gb(device)}  # fmt: skip
+
+
+def phase_in_child(phase: str, argv: list[str], args) -> dict:
+    """Run ``phase`` in a fresh process (so that one phase's memory, compilation or crash cannot touch the next) and
+    read its report; a process that dies or runs past ``--phase-timeout`` is reported as such."""
+    import subprocess
+
+    target = args.out / f"phase-{phase}.json"
+    target.unlink(missing_ok=True)
+    try:
+        done = subprocess.run([sys.executable, __file__, *argv, "--phase", phase], timeout=args.phase_timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.phase_timeout:.0f} s"}
+    if target.is_file():
+        return json.loads(target.read_text())
+    return {"error": f"the phase's process exited with {done.returncode} and wrote no report"}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results-train"))
@@ -302,13 +347,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--trainer-steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="trainer: samples per optimizer step")
     parser.add_argument("--pack-tokens", type=int, default=18432, help="trainer: tokens per pack (4 samples)")
-    parser.add_argument("--checkpointing", type=float, default=1.0, help="trainer: share of decoder layers recomputed")
-    parser.add_argument("--compile", action="store_true", help="trainer: torch.compile the decoder layers")
+    parser.add_argument(
+        "--variants",
+        default="ckpt1",
+        help="trainer variants, in order: ckpt<share of decoder layers recomputed>[+compile]",
+    )
     parser.add_argument("--workers", type=int, default=12, help="trainer: sample-preparing worker processes")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--phase-timeout", type=float, default=480, help="seconds a phase may take")
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default 989)")
     parser.add_argument("--smoke", action="store_true", help="CPU check of the script: tiny GSM, small videos, fp32")
+    parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # internal: one phase, in a child process
     args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     if args.smoke:
         args.videos, args.questions, args.naive_warmup, args.naive_steps = 2, 8, 1, 2
         args.trainer_warmup, args.trainer_steps, args.batch_size, args.pack_tokens = 1, 2, 4, 4096
@@ -325,34 +376,54 @@ def main(argv=None) -> dict:
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
     gpu = torch.cuda.get_device_name(device) if cuda else "cpu"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else (H200_BF16_PEAK if "H200" in gpu else H100_BF16_PEAK)
+    data, model_dir = args.out / "data", args.out / ("gsm-tiny" if args.smoke else "gsm-7b-random")
+    if args.phase:
+        result = run_phase(args.phase, args, model_dir, data, device, peak)
+        (args.out / f"phase-{args.phase}.json").write_text(json.dumps(result, indent=1))
+        return result
     log(f"device {gpu}; torch {torch.__version__}; peak {peak / 1e12:.0f} TFLOP/s")
     t0 = time.perf_counter()
-    data = make_data(args.out / "data", args.videos, args.questions, args.smoke, workers=os.cpu_count() or 4)
-    model_dir = make_model(args.out / ("gsm-tiny" if args.smoke else "gsm-7b-random"), args.smoke)
+    make_data(data, args.videos, args.questions, args.smoke, workers=os.cpu_count() or 4)
+    make_model(model_dir, args.smoke)
     log(
         f"data ({args.questions} records over {args.videos} clips) and model config ready in "
         f"{time.perf_counter() - t0:.1f} s"
     )
     report: dict = {"device": gpu, "peak_flops": peak, "torch": torch.__version__, "python": platform.python_version(),
-                    "frames": args.frames, "smoke": args.smoke}  # fmt: skip
-    if not args.skip_naive:
-        report["naive"] = run_naive(model_dir, data, args, device, peak)
-        log(
-            f"naive: {report['naive']['tokens_per_second']:,.0f} tokens/s, MFU {report['naive']['mfu']:.1%}, "
-            f"peak {report['naive']['peak_memory_gb']} GB"
-        )
+                    "frames": args.frames, "smoke": args.smoke, "command": sys.argv, "trainer": {}}  # fmt: skip
+    phases = ([] if args.skip_naive else ["naive"]) + args.variants.split(",")
+    for phase in phases:
+        log(f"phase {phase} (a fresh process)")
+        result = phase_in_child(phase, argv, args)
+        if phase == "naive":
+            report["naive"] = result
+        else:
+            report["trainer"][phase] = result
+        if "error" in result:
+            log(f"{phase}: FAILED: {result['error']}")
+        elif phase == "naive":
+            log(f"naive: {result['tokens_per_second']:,.0f} tokens/s, MFU {result['mfu']:.1%}, "
+                f"peak {result['peak_memory_gb']} GB")  # fmt: skip
+        else:
+            log(f"trainer {phase}: {result['tokens_per_second']:,.0f} tokens/s, MFU {result['mfu']:.1%} (end to end "
+                f"{result['end_to_end']['tokens_per_second']:,.0f} tokens/s, MFU {result['end_to_end']['mfu']:.1%}), "
+                f"peak {result['peak_memory_gb']} GB")  # fmt: skip
+            naive = report.get("naive", {})
+            if "tokens_per_second" in naive:
+                result["speedup_vs_naive"] = result["tokens_per_second"] / naive["tokens_per_second"]
+                log(f"speed-up: {result['speedup_vs_naive']:.2f}x the naive recipe's tokens/s")
         (args.out / "report.json").write_text(json.dumps(report, indent=1))
-    report["trainer"] = run_trainer(model_dir, data, args.out, args, peak)
-    trainer = report["trainer"]
-    log(
-        f"trainer: {trainer['tokens_per_second']:,.0f} tokens/s, MFU {trainer['mfu']:.1%} (end to end "
-        f"{trainer['end_to_end']['tokens_per_second']:,.0f} tokens/s, MFU {trainer['end_to_end']['mfu']:.1%}), "
-        f"peak {trainer['peak_memory_gb']} GB"
-    )
-    if "naive" in report:
-        report["speedup"] = trainer["tokens_per_second"] / report["naive"]["tokens_per_second"]
-        log(f"speed-up: {report['speedup']:.2f}x the naive recipe's tokens/s")
-    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    print("\n| phase | tokens/s | MFU | end-to-end tokens/s | peak memory | x naive |\n|---|---|---|---|---|---|")
+    for phase, result in [("naive", report.get("naive"))] + list(report["trainer"].items()):
+        if result is None:
+            continue
+        if "error" in result:
+            print(f"| {phase} | failed: {result['error'][:80]} | | | {result.get('peak_memory_gb')} GB | |")
+            continue
+        e2e = result.get("end_to_end", {}).get("tokens_per_second")
+        print(f"| {phase} | {result['tokens_per_second']:,.0f} | {result['mfu']:.1%} | "
+              f"{'-' if e2e is None else f'{e2e:,.0f}'} | {result['peak_memory_gb']} GB | "
+              f"{result.get('speedup_vs_naive', 1.0 if phase == 'naive' else float('nan')):.2f} |")  # fmt: skip
     log(f"report: {args.out / 'report.json'} ({time.perf_counter() - t0:.0f} s in all)")
     return report
 

@@ -3,8 +3,10 @@
 # JOB... &, then poll $DEV). Installs the carried wheels (WHL, default .whl) and this tree without touching the
 # image's packages, then runs each named job in order; every job writes its log and JSON report into $DEV.
 #   gsm     perf/bench_gsm_gpu.py: random-weight GSM 7B against the plain 7B on the same DSR-shaped samples (issue 11)
-#   prefix  perf/bench_dsr_gpu.py: shared against unshared prompt prefixes, 2.58 questions a video (issue 16)
-#   train   perf/bench_train_gpu.py: the naive training recipe against the trainer, real-size GSM 7B (issue 12)
+#   prefix  perf/bench_dsr_gpu.py: shared against unshared prompt prefixes, 2.58 questions a video, a profile of the
+#           shared path, a restart and the naive loop (issue 16)
+#   train   perf/bench_train_gpu.py: the naive training recipe against the trainer's variants (TRAIN_VARIANTS),
+#           real-size GSM 7B (issue 12)
 set -u
 DEV=${DEV:-/tmp/dev}
 WHL=${WHL:-.whl}
@@ -23,10 +25,11 @@ for job in "$@"; do
     gsm) python3 perf/bench_gsm_gpu.py --samples 64 --videos 16 --batch-size 8 --workers 12 --out /tmp/gsm \
            > "$DEV/gsm.log" 2>&1; cp /tmp/gsm/bench_gsm_gpu.json "$DEV/bench_gsm_gpu_h200.json" ;;
     prefix) python3 perf/bench_dsr_gpu.py --samples 130 --questions-per-video 2.58 --durations 10,60 --batch-size 8 \
-              --workers 12 --paths warmup,unshared,shared,restart,naive --naive-samples 12 --out /tmp/issue16 \
-              > "$DEV/prefix.log" 2>&1; cp /tmp/issue16/bench_dsr_gpu.json "$DEV/bench_dsr_gpu_h200_issue16.json" ;;
-    train) python3 perf/bench_train_gpu.py --out /tmp/train > "$DEV/train.log" 2>&1
-           cp /tmp/train/*.json "$DEV/" ;;
+              --workers 12 --paths warmup,unshared,shared,profile,restart,naive --naive-samples 12 --out /tmp/issue16 \
+              > "$DEV/prefix.log" 2>&1; cp /tmp/issue16/bench_dsr_gpu.json "$DEV/bench_dsr_gpu_h200_issue16.json"
+            cp /tmp/issue16/bench_dsr_gpu_profile.json "$DEV/" ;;
+    train) python3 perf/bench_train_gpu.py --variants "${TRAIN_VARIANTS:-ckpt1,ckpt1+compile}" --out /tmp/train \
+             > "$DEV/train.log" 2>&1; cp /tmp/train/*.json "$DEV/" ;;
     *) echo "unknown job $job" >> "$DEV/jobs.txt" ;;
   esac
   echo "$(date +%T) end $job rc=$?" >> "$DEV/jobs.txt"
