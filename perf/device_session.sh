@@ -22,10 +22,11 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 for job in "$@"; do
   echo "$(date +%T) start $job" >> "$DEV/jobs.txt"
   case "$job" in
-    gsm) python3 perf/bench_gsm_gpu.py --samples 64 --videos 16 --batch-size 8 --workers 12 --out /tmp/gsm \
+    gsm) python3 perf/bench_gsm_gpu.py --samples 64 --videos 16 --batch-size 8 --workers 12 --video-dir /tmp/videos-gsm --out /tmp/gsm \
            > "$DEV/gsm.log" 2>&1; cp /tmp/gsm/bench_gsm_gpu.json "$DEV/bench_gsm_gpu_h200.json" ;;
     prefix) python3 perf/bench_dsr_gpu.py --samples 130 --questions-per-video 2.58 --durations 10,60 --batch-size 8 \
-              --workers 12 --paths warmup,unshared,shared,profile,restart,naive --naive-samples 12 --out /tmp/issue16 \
+              --workers 12 --paths warmup,unshared,shared,profile,restart,naive --naive-samples 12 --video-dir /tmp/videos-16 \
+              --out /tmp/issue16 \
               > "$DEV/prefix.log" 2>&1; cp /tmp/issue16/bench_dsr_gpu.json "$DEV/bench_dsr_gpu_h200_issue16.json"
             cp /tmp/issue16/bench_dsr_gpu_profile.json "$DEV/" ;;
     train) python3 perf/bench_train_gpu.py --variants "${TRAIN_VARIANTS:-ckpt1,ckpt1+compile}" --out /tmp/train \
