@@ -10,7 +10,17 @@ import click
 
 
 def register_commands(cli: click.Group) -> None:
-    """Add ``train`` (and its ``gsm`` command) to the root command group ``cli``."""
+    """Add ``train`` (and its ``gsm`` command) to the root command group ``cli``, and the released DSR-Train to what
+    ``data pull`` downloads (``training/gsm/dsr_train.py``; nothing heavy is imported here)."""
+    from vdpm_harness.cli import Dataset, add_dataset
+
+    from .gsm import dsr_train
+
+    add_dataset(Dataset(
+        name="dsr-train", default_folder=dsr_train.DEFAULT_FOLDER, pull=dsr_train.pull, verify=dsr_train.verify,
+        description=f"DSR-Train, the DSR Suite's training questions (hub dataset {dsr_train.HUB_ID}), for train gsm",
+        usage="vdpm-harness train gsm --train {folder} --base ... --out ...",
+    ))  # fmt: skip
 
     @cli.group()
     def train():
@@ -18,7 +28,9 @@ def register_commands(cli: click.Group) -> None:
 
     @train.command()
     @click.option("--base", help="Base model: a Qwen2.5-VL or GSM checkpoint folder or hub id.")
-    @click.option("--train", "train_dirs", help="Training data: folders or files of records, comma-separated.")
+    @click.option("--train", "train_dirs",
+                  help="Training data: folders, files or glob patterns of records, comma-separated; a folder of "
+                  "`data pull dsr-train` is read as it is.")  # fmt: skip
     @click.option("--out", type=click.Path(file_okay=False), help="Output folder (checkpoints, metrics, run.json).")
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Configuration (TOML or YAML).")
     @click.option("--max-steps", type=int, help="Optimizer steps in all (the schedule's length); else the epochs.")

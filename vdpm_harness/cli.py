@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -269,20 +272,121 @@ def _benchmark(name: str, bench_args: tuple[str, ...], data_dir: str | None = No
     return get_host().create("benchmarks", name, options)
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """Data that ``data pull`` downloads and ``data verify`` checks but that no benchmark reads, such as a trainer's
+    training data. A package of the ``vdpm_harness.commands`` entry points registers it with :func:`add_dataset`
+    (the trainer registers ``dsr-train``), so the core names no such package."""
+
+    name: str
+    description: str
+    #: Downloads into the empty folder it is given; ``data pull`` builds that folder beside ``--to`` and puts it in
+    #: its place only when this returns (``store.building``: files the harness did not create are never touched).
+    #: Raises OSError, RuntimeError or ValueError with a message that says what to do (offline, for one).
+    pull: Callable[[Path], None]
+    #: Problems of a local copy, each naming its file; [] when it can be used.
+    verify: Callable[[Path], list[str]]
+    #: The folder when ``--to`` (``--data-dir``) is not given.
+    default_folder: str
+    #: How to use the folder once pulled: a command with ``{folder}`` in it.
+    usage: str = ""
+
+
+#: The datasets ``data pull`` knows besides benchmarks, by name.
+DATASETS: dict[str, Dataset] = {}
+
+
+def add_dataset(dataset: Dataset) -> None:
+    """Make ``dataset`` pullable by its name (a later registration of the same name replaces the earlier)."""
+    DATASETS[dataset.name] = dataset
+
+
+def pullable() -> list[tuple[str, str]]:
+    """``(name, description)`` of everything ``data pull`` downloads: the datasets, then every benchmark that
+    implements ``pull`` (their classes are loaded to tell, their modules being light)."""
+    from .interfaces import Benchmark
+
+    rows = [(d.name, d.description) for d in sorted(DATASETS.values(), key=lambda d: d.name)]
+    for entry in get_host().registry("benchmarks"):
+        try:
+            downloads = entry.load_class().pull is not Benchmark.pull
+        except Exception:  # noqa: BLE001 - a broken plugin is reported by `vdpm-harness plugins`
+            continue
+        if downloads and entry.id not in DATASETS:
+            rows.append((entry.id, f"benchmark: {entry.description}" if entry.description else "benchmark"))
+    return rows
+
+
+def _pullable_text() -> str:
+    return ", ".join(name for name, _ in pullable()) + " (`vdpm-harness data pull --help` describes them)"
+
+
+class PullCommand(click.Command):
+    """``data pull``, whose help ends with what can be pulled (read when shown: the entry-point packages add their
+    datasets after the command line is built)."""
+
+    def format_epilog(self, ctx, formatter):
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Can be pulled"):
+            formatter.write_dl(pullable())
+
+
 @cli.group()
 def data():
-    """Download and check benchmark data (runs themselves never touch the network)."""
+    """Download and check benchmark data and other datasets such as training data (runs themselves never touch the
+    network)."""
 
 
-@data.command()
-@click.argument("bench")
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Folder to download into.")
+def _pull_dataset(dataset: Dataset, to: str | None) -> NoReturn:
+    from .progress import watching_folder
+    from .store import ForeignFolderError, building
+
+    folder = Path(to or dataset.default_folder)
+    try:
+        with building(folder) as staging:
+            with watching_folder(console, f"{dataset.name}: downloading into {folder}", staging):
+                dataset.pull(staging)
+    except ForeignFolderError as exc:
+        fail(f"{dataset.name}: {exc}")
+    except (OSError, RuntimeError, ValueError) as exc:
+        fail(f"{dataset.name}: download failed, {folder} left as it was: {exc}")
+    problems = dataset.verify(folder)
+    for problem in problems:
+        console.print(f"[red]{escape(problem)}[/red]", soft_wrap=True, highlight=False)
+    click.echo(f"{dataset.name}: data in {folder}" + (f" with {len(problems)} problems" if problems else ", verified"))
+    if dataset.usage:
+        click.echo("use it: " + dataset.usage.format(folder=folder))
+    sys.exit(1 if problems else 0)
+
+
+@data.command(cls=PullCommand)
+@click.argument("name")
+@click.option("--to", "to", type=click.Path(file_okay=False),
+              help="Folder to download into (required for a benchmark; a dataset has a default).")  # fmt: skip
 @click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
-def pull(bench, to, bench_arg):
-    """Download BENCH's data into a folder; then pass it as --bench-arg data_dir=FOLDER."""
+def pull(name, to, bench_arg):
+    """Download NAME into a folder: a benchmark's data (then pass it as --bench-arg data_dir=FOLDER) or a dataset
+    such as training data (`data pull dsr-train`, then `train gsm --train FOLDER`). A dataset goes into a new or
+    empty folder, or one it was pulled into before, which is then replaced; a folder holding anything else is
+    refused and left as it is."""
     from .progress import watching_folder
 
-    benchmark = _benchmark(bench, bench_arg, data_dir=to)
+    if name in DATASETS:
+        if bench_arg:
+            fail(f"{name} is a dataset, not a benchmark: it takes no --bench-arg")
+        _pull_dataset(DATASETS[name], to)
+    registry = get_host().registry("benchmarks")
+    try:
+        registry.get(name)
+    except PluginError as exc:
+        if name in registry.groups or name in registry.conflicts:  # a group or an ambiguous name: say which
+            fail(str(exc))
+        close = difflib.get_close_matches(name, [n for n, _ in pullable()], n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        fail(f"nothing called '{name}' can be pulled; {hint}what can be pulled: {_pullable_text()}")
+    if not to:
+        fail(f"{name} is a benchmark: pass --to FOLDER (its data_dir)")
+    benchmark = _benchmark(name, bench_arg, data_dir=to)
     try:
         with watching_folder(console, f"{benchmark.id}: downloading into {to}", Path(to)):
             benchmark.pull(Path(to))
@@ -297,10 +401,18 @@ def pull(bench, to, bench_arg):
 
 @data.command()
 @click.argument("bench")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="The benchmark's data folder.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The benchmark's (or dataset's) data folder.")
 @click.option("--bench-arg", multiple=True, help="Benchmark option key=value (repeatable).")
 def verify(bench, data_dir, bench_arg):
-    """Check BENCH's local data: checksums, missing files (each named)."""
+    """Check BENCH's (or a pullable dataset's) local data: checksums, missing files (each named)."""
+    if bench in DATASETS:
+        dataset = DATASETS[bench]
+        folder = Path(data_dir or dataset.default_folder)
+        problems = dataset.verify(folder)
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"{bench}: {len(problems)} problems in {folder}" if problems else f"{bench}: {folder} verified")
+        sys.exit(1 if problems else 0)
     benchmark = _benchmark(bench, bench_arg, data_dir)
     problems = benchmark.verify()
     for problem in problems:
