@@ -410,13 +410,18 @@ class Qwen25VL(Model):
         return (self.options.share_prefix and not prompts[0].sampled and not settings.extra
                 and prefix.has_shared_prefix(prompts))  # fmt: skip
 
+    def _sharing(self) -> prefix.Sharing:
+        """What this model changes in prefix sharing (:class:`.prefix.Sharing`): nothing for the plain model; the GSM
+        adds its geometry pads and tokens (``gsm/sharing.py``)."""
+        return prefix.PLAIN
+
     def _stage_shared(self, prompts: list[inputs.Prompt], responses: list) -> prefix.SharedRun | None:
         """:func:`.prefix.stage_shared` for prompts sharing decoding settings and pixel limits, moved to the device;
         a prompt that fills the context by itself gets its error response instead."""
         run, overflow = prefix.stage_shared(
             self._processor, prompts, encoder=self.encode, rope_index=self._model.model.get_rope_index,
             max_positions=self._model.config.text_config.max_position_embeddings,
-            device=str(self.preprocess_device), lock=self._lock,
+            device=str(self.preprocess_device), lock=self._lock, sharing=self._sharing(),
         )  # fmt: skip
         for prompt, error in overflow:
             responses[prompt.index] = Response(sample_id=prompt.prepared.request.sample_id, error=error)
@@ -431,7 +436,8 @@ class Qwen25VL(Model):
         eos = [token for token in eos if token is not None]
         start = time.perf_counter()
         rows, _ = prefix.generate_shared(self._model, run, max_new_tokens=generation["max_new_tokens"],
-                                         eos_token_ids=eos, pad_token_id=config.pad_token_id)  # fmt: skip
+                                         eos_token_ids=eos, pad_token_id=config.pad_token_id,
+                                         sharing=self._sharing())  # fmt: skip
         seconds = (time.perf_counter() - start) / len(run.prompts)
         usage = [{"shared_prefix_tokens": n} if size > 1 else {} for n, size in zip(run.prefix_lengths,
                                                                                      run.group_sizes)]  # fmt: skip

@@ -26,6 +26,12 @@ whole prompt's M-RoPE positions from the model's own ``get_rope_index`` (what ``
 prompt), cut at the prefix, so every real token sits where it would without sharing. The attention implementation
 must take a 2D padding mask with zeros anywhere (``sdpa``, ``eager`` and the plugin's ``rowwise`` do).
 
+A model built on this pipeline whose prompts carry more than the processor's tokens, or whose prefix stage computes
+more than the plain model's, changes three points of it through a :class:`Sharing` (``Qwen25VL._sharing``): the token
+ids of a group's other prompts, where a group's prefix must end, and the prefix stage. The GSM's
+(``gsm/sharing.py``) adds its geometry pads, ends the prefix before them and computes each question's geometry tokens
+between the two stages.
+
 What is computed is the unshared computation up to floating-point rounding: causal attention makes a prefix token's
 keys and values independent of what follows it, masked pads add nothing, positions are equal. On the CPU in float32 the
 logits agree within 1e-5 and the greedy tokens are equal (``tests/test_prefix_sharing.py``); on a GPU other kernel
@@ -131,6 +137,31 @@ class SharedRun:
         return replace(self, prefix={k: v.to(device) for k, v in self.prefix.items()}, **moved)
 
 
+class Sharing:
+    """The points where a model on this pipeline changes prefix sharing; these are the plain Qwen2.5-VL's. A
+    subclass overrides what its model computes differently (the GSM: ``gsm/sharing.py``)."""
+
+    def complete_ids(self, ids: list[int]) -> list[int]:
+        """A group's other prompt's token ids after its video placeholders are expanded (:func:`expand_placeholders`)
+        as the model's encoder would give them: the plain model's are complete."""
+        return ids
+
+    def prefix_limit(self, ids: list[int]) -> int | None:
+        """The most tokens a group's shared prefix may hold, from its first prompt's token ids; ``None``: as many as
+        the group's prompts have in common. The prefix must still cover the group's media before the limit."""
+        return None
+
+    def prefill(self, model, run: SharedRun):
+        """The prefix stage, one row per group: ``(key/value cache, the suffix stage's token inputs)``; the inputs
+        are ``{"input_ids": run.suffix_ids}`` or, for a model that fills some suffix tokens itself,
+        ``{"inputs_embeds": ...}`` (B, S, hidden). The caller copies the cache's rows to the prompts' afterwards."""
+        cache = model.model(**run.prefix, use_cache=True).past_key_values
+        return cache, {"input_ids": run.suffix_ids}
+
+
+PLAIN = Sharing()
+
+
 def expand_placeholders(ids: list[int], token_id: int, counts: list[int]) -> list[int]:
     """``ids`` with its k-th ``token_id`` repeated ``counts[k]`` times: the processor's expansion of a video
     placeholder to the video's pads (transformers ``ProcessorMixin.get_text_with_replacements``), done on token ids.
@@ -177,14 +208,15 @@ def _split(tensor: torch.Tensor | None, sizes: list[int]) -> list[torch.Tensor]:
 
 def stage_shared(
     processor, prompts: list[Prompt], *, encoder: Callable, rope_index: Callable, max_positions: int,
-    device: str | None = None, lock: AbstractContextManager | None = None,
+    device: str | None = None, lock: AbstractContextManager | None = None, sharing: Sharing = PLAIN,
 ) -> tuple[SharedRun | None, list[tuple[Prompt, str]]]:  # fmt: skip
     """The inputs of both stages for prompts sharing decoding settings and pixel limits, and an error for each
     prompt that fills the context by itself (``context_overflow`` with one new token, as the unshared path with
     ``cap_new_tokens``). ``encoder`` has :func:`.inputs.encode`'s signature and runs once, on the first prompt of
     each group (the group's pixels are processed once); the other prompts are tokenised and their video placeholders
     expanded to the group's pad counts. ``rope_index`` is the model's ``get_rope_index``. ``lock`` guards the
-    processor's tokenizer (the calls that use it run inside it)."""
+    processor's tokenizer (the calls that use it run inside it). ``sharing`` completes the other prompts' token ids and
+    limits each group's prefix (:class:`Sharing`)."""
     import torch
 
     lock = lock or nullcontext()
@@ -208,7 +240,7 @@ def stage_shared(
         counts = [int(grid.prod()) // merge for grid in grids[g]]
         ids[position[id(group[0])]] = source_ids[g]
         for prompt, tokens in zip(group[1:], texts[g]):
-            ids[position[id(prompt)]] = expand_placeholders(tokens, config["video"], counts)
+            ids[position[id(prompt)]] = sharing.complete_ids(expand_placeholders(tokens, config["video"], counts))
     overflow = [(p, error) for i, p in enumerate(prompts)
                 if (error := context_overflow(len(ids[i]), 1, max_positions)) is not None]  # fmt: skip
     if overflow:  # stage the others again: a group none of whose prompts fits must not be encoded
@@ -217,7 +249,7 @@ def stage_shared(
         if not kept:
             return None, overflow
         run, more = stage_shared(processor, kept, encoder=encoder, rope_index=rope_index,
-                                 max_positions=max_positions, device=device, lock=lock)  # fmt: skip
+                                 max_positions=max_positions, device=device, lock=lock, sharing=sharing)  # fmt: skip
         return run, overflow + more
 
     # every row's positions over its whole prompt, as the model computes them without sharing
@@ -238,14 +270,19 @@ def stage_shared(
     )  # fmt: skip
     width = full_ids.shape[1]
 
-    # each group's prefix: common to all its rows, covering its media, leaving every row at least one token
+    # each group's prefix: common to all its rows, covering its media, leaving every row at least one token (and
+    # within the model's limit: the GSM's ends before its geometry pads)
     lengths = [len(row) for row in full]
     prefix_length = []
     for g, group in enumerate(groups):
         members = [ids[position[id(p)]] for p in group]
         shared = min(min(len(m) - 1 for m in members), min(common_prefix(m, source_ids[g]) for m in members))
-        pads = [i for i, t in enumerate(source_ids[g]) if t in (config["video"], config["image"])]
-        if pads and shared <= pads[-1]:
+        media = [i + 1 for i, t in enumerate(source_ids[g]) if t in (config["video"], config["image"])]
+        limit = sharing.prefix_limit(source_ids[g])
+        if limit is not None:
+            shared = min(shared, limit)
+            media = [end for end in media if end <= limit]
+        if media and shared < media[-1]:
             raise RuntimeError(f"prompts grouped as sharing a video differ before its end (token {shared}); "
                                "group_key must include what precedes the video")  # fmt: skip
         prefix_length.append(shared)
@@ -269,7 +306,7 @@ def stage_shared(
     row_groups = torch.tensor(rows, dtype=torch.long)
 
     prefix = {"input_ids": prefix_ids, "attention_mask": prefix_mask, "position_ids": prefix_positions}
-    for name in ("pixel_values_videos", "video_grid_thw", "pixel_values", "image_grid_thw"):
+    for name in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "pixel_values", "image_grid_thw"):
         if encoded.get(name) is not None:
             prefix[name] = encoded[name]
     sizes = [len(group) for group in groups]
@@ -292,18 +329,20 @@ def _token_ids(processor) -> dict[str, int]:
 
 
 def generate_shared(model, run: SharedRun, *, max_new_tokens: int, eos_token_ids: list[int], pad_token_id: int,
-                    keep_logits: bool = False) -> tuple[list[list[int]], list[torch.Tensor]]:  # fmt: skip
+                    keep_logits: bool = False,
+                    sharing: Sharing = PLAIN) -> tuple[list[list[int]], list[torch.Tensor]]:  # fmt: skip
     """Greedy new tokens of every row of ``run`` (on the model's device): at most ``max_new_tokens`` a row, a
     finished row padded with ``pad_token_id`` as ``generate`` pads it; and, with ``keep_logits``, the float32 logits
-    of each step ((B, V) each, what ``generate(output_logits=True)`` returns)."""
+    of each step ((B, V) each, what ``generate(output_logits=True)`` returns). ``sharing.prefill`` runs the prefix
+    stage (:class:`Sharing`)."""
     import torch
 
     eos = torch.tensor(eos_token_ids, device=run.suffix_ids.device)
     batch = run.suffix_ids.shape[0]
     with torch.inference_mode():
-        cache = model.model(**run.prefix, use_cache=True).past_key_values
+        cache, suffix = sharing.prefill(model, run)
         cache.batch_select_indices(run.row_groups)
-        output = model(input_ids=run.suffix_ids, attention_mask=run.attention_mask,
+        output = model(**suffix, attention_mask=run.attention_mask,
                        position_ids=run.suffix_positions, past_key_values=cache, use_cache=True,
                        logits_to_keep=1)  # fmt: skip
         mask = run.attention_mask

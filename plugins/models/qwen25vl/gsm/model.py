@@ -10,7 +10,10 @@ tower, language model, ``generate``, KV cache) whose inner model, :class:`Qwen25
   are scattered in; each request's text for the first Q-Former is read from them (:func:`.tokens.text_selection`, or
   a ``gsm_text_mask`` the caller passes, e.g. a trainer's prompt mask). Image and video pads get the vision tower's
   features as usual; each request's geometry slots (:func:`.tokens.geometry_slots`) get its 32 geometry tokens,
-  computed from all of its images and videos.
+  computed from all of its images and videos. The pass is three parts, which shared prompt prefixes (:mod:`.sharing`)
+  run at different times: :meth:`~Qwen25VLGSMModel.encode_visual` (per image or video, from its pixels alone: the
+  vision tower, the Pi3 encoder, the spatial merger), :meth:`~Qwen25VLGSMModel.geometry_tokens` (per request: the
+  Q-Formers over its text and its inputs' geometry) and :meth:`~Qwen25VLGSMModel.scatter_visual`.
 * **Positions** (:meth:`Qwen25VLGSMModel.get_rope_index`): :func:`.positions.rope_index`, the rule the checkpoint
   was trained with; the geometry pads are text.
 
@@ -70,22 +73,41 @@ class Qwen25VLGSMModel(Qwen2_5_VLModel):
                      pixel_values_videos=None, video_grid_thw=None, second_per_grid_ts=None,
                      gsm_text_mask=None):  # fmt: skip
         """``inputs_embeds`` with the vision tower's features in the image and video pads and each request's geometry
-        tokens in its geometry slots."""
-        ids = self._token_ids()
-        settings = self.gsm.settings
-        rows = tokens.rows_with_vision(input_ids, **ids)
-        slots = tokens.geometry_slots(input_ids, rows, video_token_id=ids["video_token_id"],
-                                      num_queries=settings.num_queries)  # fmt: skip
+        tokens in its geometry slots: :meth:`encode_visual` (per image or video), then :meth:`geometry_tokens` (per
+        request), then :meth:`scatter_visual`."""
+        rows = tokens.rows_with_vision(input_ids, **self._token_ids())
+        text = self.gsm_text(input_ids, attention_mask, inputs_embeds, rows, gsm_text_mask)  # before the scatter
+        features, geometry = self.encode_visual(
+            pixel_values=pixel_values, image_grid_thw=image_grid_thw, pixel_values_videos=pixel_values_videos,
+            video_grid_thw=video_grid_thw, second_per_grid_ts=second_per_grid_ts,
+        )  # fmt: skip
+        selected = self.geometry_tokens(text, self.inputs_of_rows(input_ids[rows], geometry))
+        slots = tokens.geometry_slots(input_ids, rows, video_token_id=self.config.video_token_id,
+                                      num_queries=self.gsm.settings.num_queries)  # fmt: skip
+        return self.scatter_visual(input_ids, inputs_embeds, features, slots, selected)
+
+    # --- the parts of embed_visual: per image or video (pixels only), per request (its text), the scatter -----------
+
+    def gsm_text(self, input_ids, attention_mask, inputs_embeds, rows, gsm_text_mask=None) -> list[torch.Tensor]:
+        """The raw token embeddings (``inputs_embeds`` before any visual feature is scattered in) each row in
+        ``rows`` ((B,) bool) gives the first Q-Former: :func:`.tokens.text_selection` of its real tokens (padding
+        anywhere in the row, as ``attention_mask`` says), or the caller's ``gsm_text_mask``."""
         if gsm_text_mask is None:
+            settings = self.gsm.settings
             gsm_text_mask = tokens.text_selection(
                 input_ids, attention_mask, excluded_token_ids=settings.excluded_token_ids,
                 im_start_token_id=settings.im_start_token_id, with_generation_prompt=self.original_numerics,
             )  # fmt: skip
-        row_indices = rows.nonzero().flatten().tolist()
-        text = [inputs_embeds[b][gsm_text_mask[b]] for b in row_indices]  # raw embeddings: before the scatter
+        return [inputs_embeds[b][gsm_text_mask[b]] for b in rows.nonzero().flatten().tolist()]
 
-        features: dict[int, list[torch.Tensor]] = {}  # pad token id -> vision-tower features of each input
-        geometry: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # -> (geometry features, positions)
+    def encode_visual(self, *, pixel_values=None, image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None,
+                      second_per_grid_ts=None):  # fmt: skip
+        """What depends on the pixels alone, for each image and video: ``(features, geometry)``, both keyed by the
+        pad token id, in the order of the grids: the vision tower's features, and the GSM's geometry features (Pi3
+        encoder, spatial merger) with their Q-Former positions ``(geometry (G, hidden), positions (3, G))``."""
+        ids = self._token_ids()
+        features: dict[int, list[torch.Tensor]] = {}
+        geometry: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         if pixel_values is not None:
             features[ids["image_token_id"]] = list(self.get_image_features(pixel_values, image_grid_thw,
                                                                            return_dict=True).pooler_output)  # fmt: skip
@@ -101,13 +123,17 @@ class Qwen25VLGSMModel(Qwen2_5_VLModel):
             grids = video_grid_thw.tolist()
             geometry[ids["video_token_id"]] = [(g, self.gsm.positions(grid, s))
                                                for g, grid, s in zip(found, grids, seconds)]  # fmt: skip
+        return features, geometry
 
-        # each request's inputs, in the order of its pads (the processor's order: row by row)
+    def inputs_of_rows(self, input_ids, geometry) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Each row's entries of ``geometry`` (:meth:`encode_visual`) in the order of its images and videos: the
+        inputs are handed out in the processor's order, row by row, so every one must be taken exactly once."""
+        ids = self._token_ids()
         taken = dict.fromkeys(geometry, 0)
         per_row = []
-        for b in row_indices:
+        for row in input_ids:
             items = []
-            for _, token in tokens.visual_runs(input_ids[b], **ids):
+            for _, token in tokens.visual_runs(row, **ids):
                 if token not in geometry or taken[token] >= len(geometry[token]):
                     raise ValueError("the prompt has more images or videos than pixel inputs were given")
                 items.append(geometry[token][taken[token]])
@@ -115,20 +141,31 @@ class Qwen25VLGSMModel(Qwen2_5_VLModel):
             per_row.append(items)
         if any(taken[t] != len(geometry[t]) for t in geometry):
             raise ValueError("more images or videos were given than the prompt has places for")
-        selected = self.gsm(text, [torch.cat([g for g, _ in items]) for items in per_row],
-                            [torch.cat([p for _, p in items], dim=1) for items in per_row])  # fmt: skip
+        return per_row
 
+    def geometry_tokens(self, text: list[torch.Tensor], inputs: list[list[tuple[torch.Tensor, torch.Tensor]]]):
+        """The geometry tokens (R, num_queries, hidden) of R requests from each one's text (:meth:`gsm_text`) and its
+        images' and videos' geometry (:meth:`inputs_of_rows`): the two Q-Formers, one call for all of them."""
+        return self.gsm(text, [torch.cat([g for g, _ in items]) for items in inputs],
+                        [torch.cat([p for _, p in items], dim=1) for items in inputs])  # fmt: skip
+
+    def scatter_visual(self, input_ids, inputs_embeds, features, slots, selected=None):
+        """``inputs_embeds`` with ``features`` (:meth:`encode_visual`) in the image and video pads outside ``slots``
+        ((B, L) bool) and ``selected`` (:meth:`geometry_tokens`) in ``slots``; a count that does not match its places
+        is an error."""
+        ids = self._token_ids()
         dtype, width = inputs_embeds.dtype, inputs_embeds.shape[-1]
         scatter = [((input_ids == token) & ~slots, torch.cat(found).to(inputs_embeds.device, dtype), token)
                    for token, found in features.items()]  # fmt: skip
-        scatter.append((slots, selected.reshape(-1, width).to(inputs_embeds.device, dtype), "geometry"))
+        if selected is not None:
+            scatter.append((slots, selected.reshape(-1, width).to(inputs_embeds.device, dtype), "geometry"))
         for mask, values, what in scatter:
             if int(mask.sum()) != values.shape[0]:
                 name = what if isinstance(what, str) else ("image" if what == ids["image_token_id"] else "video")
                 raise ValueError(
                     f"{name} features and their places in the prompt do not match: {int(mask.sum())} places, "
-                    f"{values.shape[0]} features (a GSM prompt carries {settings.num_queries} extra <|video_pad|> "
-                    "after its last image or video)"
+                    f"{values.shape[0]} features (a GSM prompt carries {self.gsm.settings.num_queries} extra "
+                    "<|video_pad|> after its last image or video)"
                 )
             inputs_embeds = inputs_embeds.masked_scatter(mask[..., None].expand(-1, -1, width), values)
         return inputs_embeds

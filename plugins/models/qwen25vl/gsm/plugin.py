@@ -9,12 +9,11 @@ the processor call, the context check, batched greedy generation, the CUDA fast 
   checkpoint is an error naming the hub id, how to download it and ``vdpm-harness train gsm``;
 * each request with images or videos carries 32 geometry pads (:mod:`.inputs`);
 * on CUDA the Pi3 encoder's blocks are compiled too (the Q-Formers run in one attention call per batch already);
-* no shared prompt prefixes (``share_prefix`` is false and cannot be turned on): a GSM prompt's 32 geometry tokens
-  sit right after its video's pads and are computed from the video *and the question's text* (the first Q-Former
-  reads the whole prompt, :mod:`.tokens`), and :meth:`.model.Qwen25VLGSMModel.embed_visual` fills the vision and
-  geometry tokens of whole prompts in one pass. Sharing would need that pass split into a per-video part (vision
-  tower, Pi3 features, kept for the group) and a per-question part (the Q-Formers), with the prefix ending before
-  the geometry slots; until then every GSM prompt runs whole.
+* shared prompt prefixes (``share_prefix``, on by default as for ``qwen25vl``, a runtime option) go through
+  :class:`.sharing.GSMSharing`: a GSM prompt's 32 geometry tokens sit right after its video's pads and are computed
+  from the video *and the question's text* (the first Q-Former reads the whole prompt, :mod:`.tokens`), so the
+  shared prefix ends at the video's last pad; the vision tower, the Pi3 encoder, the merger and the prefix's prefill
+  run once per video, the Q-Formers once per question (under both ``numerics``).
 
 Images are supported: an image is a one-grid input of the GSM (the processor repeats it over the temporal patch, so
 the encoder sees it twice); its geometry features join the request's others. The option ``numerics="original"``
@@ -32,19 +31,17 @@ from .. import speed
 from ..model import Qwen25VL, QwenOptions
 from . import checkpoints, inputs
 from .settings import NUM_QUERIES, GSMSettings
+from .sharing import GSMSharing
 
 #: The released GSM checkpoint (Hugging Face hub; gated).
 RELEASED = "TencentARC/DSR_Suite-Model"
 
 
 class GSMOptions(QwenOptions):
-    """The ``qwen25vl`` options, with the released GSM as the default ``path``, and ``numerics``."""
+    """The ``qwen25vl`` options (``share_prefix`` included: :mod:`.sharing`), with the released GSM as the default
+    ``path``, and ``numerics``."""
 
     path: str = Field(default=RELEASED, min_length=1, description="hub id or local GSM checkpoint folder")
-    share_prefix: Literal[False] = Field(
-        default=False,
-        description="not for the GSM: its geometry tokens after the video depend on each question (plugin.py)",
-    )
     numerics: Literal["fixed", "original"] = Field(
         default="fixed",
         description="original: reproduce the original's numerics where they differ (the first Q-Former also reads "
@@ -80,6 +77,10 @@ class Qwen25VLGSM(Qwen25VL):
         """:func:`.inputs.encode`: the ``qwen25vl`` inputs plus the geometry pads."""
         queries = self._model.gsm.settings.num_queries if self._model is not None else NUM_QUERIES
         return inputs.encode(processor, prompts, device=device, num_queries=queries)
+
+    def _sharing(self) -> GSMSharing:
+        """Prefix sharing with each question's own geometry tokens (:mod:`.sharing`)."""
+        return GSMSharing.of(self._model)
 
     def describe(self) -> dict[str, Any]:
         details = super().describe()
