@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     # the host: plugins by kind and id
     **dict.fromkeys(["Host", "Entry", "PluginError", "get_host", "KINDS"], "plugins"),
     # scenes, geometry and video
-    **dict.fromkeys(["SceneTrack", "ObjectTrack", "SceneTrackError"], "scene"),
+    **dict.fromkeys(["SceneTrack", "ObjectTrack", "SceneTrackError", "SampledFrames", "TooFewFrames"], "scene"),
     **dict.fromkeys(["DecodedVideo", "VideoInfo", "VideoError", "decode", "probe", "write_video"], "video"),
     # answers, statistics, reports
     **dict.fromkeys(["extract_choice", "ChoiceRules", "option_text", "visible_text"], "extract"),
@@ -170,7 +170,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         VideoPart,
         stable_hash,
     )
-    from .scene import ObjectTrack, SceneTrack, SceneTrackError  # noqa: F401
+    from .scene import ObjectTrack, SampledFrames, SceneTrack, SceneTrackError, TooFewFrames  # noqa: F401
     from .stats import UNCATEGORIZED, clustered_mean, summarize_accuracy  # noqa: F401
     from .store import building, cache_root, checksum_problems, file_digest, write_atomic  # noqa: F401
     from .video import DecodedVideo, VideoError, VideoInfo, decode, probe, write_video  # noqa: F401

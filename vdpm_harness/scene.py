@@ -15,6 +15,9 @@ Conventions (see :mod:`vdpm_harness.geometry`):
 
 Saved as one ``.npz`` (arrays) holding a JSON header (``version``, labels, flags, metadata), so a track is one file
 beside its video. ``SCHEMA_VERSION`` is bumped on any incompatible change; loading another version is an error.
+
+:class:`SampledFrames` is a track seen at the frames the DSR Suite's question writers sample, in each frame's camera:
+the part the template and the free-form question generators share.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import geometry as geo
 
 SCHEMA_VERSION = 1
 
@@ -167,3 +172,66 @@ class SceneTrack:
         except KeyError as exc:
             raise SceneTrackError(f"{path}: missing field {exc}") from exc
         return track.validate(str(path))
+
+
+# --- a track at sampled frames ----------------------------------------------------------------------------------------
+
+
+class TooFewFrames(ValueError):
+    """A track has too few frames for the sampler: a sampled frame index would repeat."""
+
+
+class SampledFrames:
+    """A track at ``count`` sampled frames, as the DSR Suite's question writers see a video (TencentARC/DSR_Suite
+    ``data/qa_temp.py`` and ``data/qa_nontemp.py``), their perception (Pi3 point maps, Grounding DINO and SAM 2
+    masks, Orient Anything angles) replaced by the track's exact geometry:
+
+    * ``frames``: the source frame indices ``round(linspace(0, N - 1, count))``; a track where one would repeat (the
+      original's sampler raises "repeat frame") raises :class:`TooFewFrames`;
+    * ``times``: their timestamps as the original shows them, ``round(t, 1)``; ``seconds``: the exact timestamps;
+    * ``poses``: ``(count, 4, 4)`` camera-to-world poses of the sampled frames (a copy);
+    * ``pos``: ``(objects, count, 3)`` every object's centroid in that frame's camera (OpenCV);
+    * ``seen``: ``(objects, count)`` whether the object is visible there with a finite centroid and box;
+    * ``boxes``: per object and frame its integer box, clamped to the image first (the original casts boxes to
+      uint32, where a negative coordinate wraps around), or None where the box or centroid is not finite;
+    * ``angles``: per object and frame the Orient Anything angles ``(polar, azimuth, rotation)`` of an object with a
+      front, derived exactly from its rotation as :func:`.geometry.angles_from_rotation` of ``R_cam^T @ R_obj``
+      (the azimuth as it returns it, in ``[0, 360]``), or None where the object has no front or its rotation is not
+      finite;
+    * ``agent_labels``: the labels of the agents, each once, in the order of the objects.
+    """
+
+    def __init__(self, track: SceneTrack, count: int):
+        n = track.n_frames
+        self.frames = np.round(np.linspace(0, n - 1, count)).astype(int)
+        if n < count or np.any(np.diff(self.frames) == 0):
+            raise TooFewFrames(f"{n} frames, at least {count} are sampled")
+        self.times = [round(float(track.timestamps[i]), 1) for i in self.frames]
+        self.seconds = [float(track.timestamps[i]) for i in self.frames]
+        self.poses = np.asarray(track.camera_to_world, float)[self.frames]
+        self.objects = track.objects
+        width, height = track.image_size
+        limits = np.array([width, height, width, height], float)
+        self.pos = np.full((len(self.objects), count, 3), np.nan)
+        self.seen = np.zeros((len(self.objects), count), bool)
+        self.boxes: list[list[list[int] | None]] = []
+        self.angles: list[list[tuple[float, float, float] | None]] = []
+        for o, obj in enumerate(self.objects):
+            centroids = np.asarray(obj.centroids, float)[self.frames]
+            boxes = np.asarray(obj.boxes, float)[self.frames]
+            finite = np.isfinite(centroids).all(axis=1) & np.isfinite(boxes).all(axis=1)
+            self.seen[o] = np.asarray(obj.visible, bool)[self.frames] & finite
+            for k in range(count):
+                self.pos[o, k] = geo.world_to_camera(centroids[k], self.poses[k])
+            self.boxes.append([np.clip(b, 0, limits).astype(int).tolist() if ok else None
+                               for b, ok in zip(boxes, finite)])  # fmt: skip
+            self.angles.append([self._angles(obj.orientations, k) for k in range(count)])
+        self.agent_labels = list(dict.fromkeys(obj.label for obj in self.objects if obj.is_agent))
+
+    def _angles(self, orientations: np.ndarray | None, k: int) -> tuple[float, float, float] | None:
+        if orientations is None:
+            return None
+        rotation = np.asarray(orientations[self.frames[k]], float)
+        if not np.isfinite(rotation).all():
+            return None
+        return geo.angles_from_rotation(self.poses[k, :3, :3].T @ rotation)

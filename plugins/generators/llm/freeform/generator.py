@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from vdpm_harness import SceneTrack, SceneTrackError, stable_hash, write_atomic
+from vdpm_harness import SceneTrack, SceneTrackError, TooFewFrames, stable_hash, write_atomic
 
 from ..asking import Asker, LLMOptions, summed
 from ..batched import BatchedLLMGenerator
 from ..prompts import prompt, system_message
 from ..replies import reason
 from .tables import QA_PAIRS_NAME, TRAIN_NAME, TSV_NAME, training_record, tsv_row, tsv_text
-from .trajectories import SampledTrack, TooShort, Trial, TrialDrawer
+from .trajectories import SampledTrack, Trial, TrialDrawer
 from .validation import LETTERS, box_key, read_letter, read_question
 
 PROVENANCE_NAME = "provenance.jsonl"
@@ -123,7 +123,7 @@ class FreeformQA(BatchedLLMGenerator):
             return record, None, None
         try:
             scene = SampledTrack(track)
-        except TooShort as exc:
+        except TooFewFrames as exc:
             record.update(skipped="video_too_short", detail=str(exc))
             return record, None, None
         if not scene.agent_labels:  # the original skips a video without agent classes

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vdpm_harness import SceneTrack
+from vdpm_harness import SampledFrames, SceneTrack
 from vdpm_harness import geometry as geo
 
 N_SAMPLED = 32
@@ -51,50 +51,14 @@ class TrialFailure(Exception):
         self.reason = reason
 
 
-class TooShort(ValueError):
-    """A track with fewer than 32 frames (the original's sampler raises "repeat frame")."""
-
-
-class SampledTrack:
-    """A track at its 32 sampled frames: per object and frame its centroid in that frame's camera (OpenCV), whether
-    it is seen, its integer box and, for an object with a front, its Orient Anything angles ``(polar, azimuth,
-    rotation)``, derived exactly from the rotation: ``angles_from_rotation(R_cam^T R_obj)``."""
+class SampledTrack(SampledFrames):
+    """A track at its 32 sampled frames (the core's :class:`SampledFrames`): per object and frame its centroid in
+    that frame's camera (OpenCV), whether it is seen, its integer box and, for an object with a front, its Orient
+    Anything angles ``(polar, azimuth, rotation)``, derived exactly from the rotation: ``angles_from_rotation(R_cam^T
+    R_obj)``. A track with fewer frames raises ``TooFewFrames`` (the original's sampler raises "repeat frame")."""
 
     def __init__(self, track: SceneTrack):
-        n = track.n_frames
-        self.frames = np.round(np.linspace(0, n - 1, N_SAMPLED)).astype(int)
-        if n < N_SAMPLED or np.any(np.diff(self.frames) == 0):
-            raise TooShort(f"{n} frames, at least {N_SAMPLED} are sampled")
-        self.times = [round(float(track.timestamps[i]), 1) for i in self.frames]
-        self.poses = np.asarray(track.camera_to_world, float)[self.frames]
-        self.objects = track.objects
-        width, height = track.image_size
-        limits = np.array([width, height, width, height], float)
-        count = len(self.objects)
-        self.pos = np.full((count, N_SAMPLED, 3), np.nan)
-        self.seen = np.zeros((count, N_SAMPLED), bool)
-        self.boxes: list[list[list[int] | None]] = []
-        self.angles: list[list[tuple[float, float, float] | None]] = []
-        for o, obj in enumerate(self.objects):
-            centroids = np.asarray(obj.centroids, float)[self.frames]
-            boxes = np.asarray(obj.boxes, float)[self.frames]
-            finite = np.isfinite(centroids).all(axis=1) & np.isfinite(boxes).all(axis=1)
-            self.seen[o] = np.asarray(obj.visible, bool)[self.frames] & finite
-            for k in range(N_SAMPLED):
-                self.pos[o, k] = geo.world_to_camera(centroids[k], self.poses[k])
-            # the original casts boxes to uint32, where a negative coordinate wraps: clamp to the image first
-            self.boxes.append([np.clip(b, 0, limits).astype(int).tolist() if ok else None
-                               for b, ok in zip(boxes, finite)])  # fmt: skip
-            self.angles.append([self._angles(obj.orientations, k) for k in range(N_SAMPLED)])
-        self.agent_labels = list(dict.fromkeys(obj.label for obj in self.objects if obj.is_agent))
-
-    def _angles(self, orientations, k: int) -> tuple[float, float, float] | None:
-        if orientations is None:
-            return None
-        rotation = np.asarray(orientations[self.frames[k]], float)
-        if not np.isfinite(rotation).all():
-            return None
-        return geo.angles_from_rotation(self.poses[k, :3, :3].T @ rotation)
+        super().__init__(track, N_SAMPLED)
 
     def box_text(self, o: int, k: int) -> str:
         b = self.boxes[o][k]

@@ -5,7 +5,7 @@ The original samples ``round(linspace(0, N - 1, 32))`` frames of a video and sho
 "future" of the two prediction templates. Its perception (Pi3 points, Grounding DINO and SAM 2 masks, Orient Anything
 angles) becomes exact geometry here: an object is detected on a frame when it is visible there, its centroid is the
 track's centroid in that frame's camera, and the Orient Anything angles of an agent are derived exactly from its
-rotation, ``angles_from_rotation(R_cam^T @ R_obj)``.
+rotation, ``angles_from_rotation(R_cam^T @ R_obj)`` (the core's ``SampledFrames``, shared with the free-form writer).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vdpm_harness import SceneTrack
+from vdpm_harness import SampledFrames, SceneTrack, TooFewFrames
 from vdpm_harness import geometry as geo
 
 from .failures import VIDEO_TOO_SHORT, Failure
@@ -25,56 +25,22 @@ PRED_FROM, PRED_TO = 29, 31
 CAMERA = "camera"
 
 
-def sample_frames(n_frames: int) -> np.ndarray:
-    """The 32 source frame indices of the original's sampler; a video with fewer frames fails ("repeat frame")."""
-    frames = np.round(np.linspace(0, n_frames - 1, N_SAMPLED)).astype(int)
-    if n_frames < N_SAMPLED or np.any(np.diff(frames) == 0):
-        raise Failure(VIDEO_TOO_SHORT, f"{n_frames} frames")
-    return frames
-
-
-class SampledScene:
-    """A track at its 32 sampled frames: camera poses, object centroids in each frame's camera (OpenCV), visibility,
-    integer boxes and the Orient Anything angles ``(polar, azimuth, rotation)`` of every oriented object."""
+class SampledScene(SampledFrames):
+    """A track at its 32 sampled frames (the core's :class:`SampledFrames`: camera poses, object centroids in each
+    frame's camera (OpenCV), visibility, integer boxes and the Orient Anything angles ``(polar, azimuth, rotation)``
+    of every oriented object), optionally scaled, and the entities' views the templates ask about. A track with fewer
+    frames fails with ``VIDEO_TOO_SHORT`` (the original's "repeat frame")."""
 
     def __init__(self, track: SceneTrack, scale: str = "none"):
-        self.frames = sample_frames(track.n_frames)
-        self.times = [round(float(track.timestamps[i]), 1) for i in self.frames]
-        #: the exact timestamps of the sampled frames (speeds are measured per second of these)
-        self.seconds = [float(track.timestamps[i]) for i in self.frames]
-        self.poses = np.array(track.camera_to_world[self.frames], dtype=float)
-        self.objects = track.objects
-        n_obj = len(self.objects)
-        self.pos = np.full((n_obj, N_SAMPLED, 3), np.nan)
-        self.seen = np.zeros((n_obj, N_SAMPLED), bool)
-        width, height = track.image_size
-        limits = np.array([width, height, width, height], float)
-        self.boxes: list[list[list[int] | None]] = []
-        self.angles: list[list[tuple[float, float, float] | None]] = []
-        for o, obj in enumerate(self.objects):
-            centroids = np.asarray(obj.centroids, float)[self.frames]
-            boxes = np.asarray(obj.boxes, float)[self.frames]
-            for k in range(N_SAMPLED):
-                self.pos[o, k] = geo.world_to_camera(centroids[k], self.poses[k])
-            finite = np.isfinite(centroids).all(axis=1) & np.isfinite(boxes).all(axis=1)
-            self.seen[o] = np.asarray(obj.visible, bool)[self.frames] & finite
-            # the original casts boxes to uint32 (a negative coordinate wraps around): clamp to the image first
-            self.boxes.append([np.clip(b, 0, limits).astype(int).tolist() if ok else None
-                               for b, ok in zip(boxes, finite)])  # fmt: skip
-            self.angles.append([self._angles(obj.orientations, k) for k in range(N_SAMPLED)])
+        try:
+            super().__init__(track, N_SAMPLED)
+        except TooFewFrames:
+            raise Failure(VIDEO_TOO_SHORT, f"{track.n_frames} frames") from None
+        # a tiny negative azimuth % 360 is 360.0: keep [0, 360)
+        self.angles = [[a if a is None or a[1] < 360.0 else (a[0], 0.0, a[2]) for a in row] for row in self.angles]
         self.scale = self._scale() if scale == "median_depth" else 1.0
         self.pos /= self.scale
         self.poses[:, :3, 3] /= self.scale
-        self.agent_labels = list(dict.fromkeys(obj.label for obj in self.objects if obj.is_agent))
-
-    def _angles(self, orientations, k: int) -> tuple[float, float, float] | None:
-        if orientations is None:
-            return None
-        rotation = np.asarray(orientations[self.frames[k]], float)
-        if not np.isfinite(rotation).all():
-            return None
-        polar, azimuth, roll = geo.angles_from_rotation(self.poses[k, :3, :3].T @ rotation)
-        return polar, azimuth if azimuth < 360.0 else 0.0, roll  # -0.0 % 360 is 360.0: keep [0, 360)
 
     def _scale(self) -> float:
         depths = self.pos[..., 2][self.seen]
