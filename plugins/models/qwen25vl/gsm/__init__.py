@@ -22,6 +22,8 @@ modules live here, one idea each:
 * :mod:`.model`: the transformers model (:class:`~.model.Qwen25VLGSMForConditionalGeneration`);
 * :mod:`.checkpoints`: the released checkpoint's key layout, strict loading, saving, tiny and config-only builders;
 * :mod:`.inputs`: the request's inputs with the geometry pads (on top of :mod:`..inputs`);
+* :mod:`.sharing`: shared prompt prefixes (on top of :mod:`..prefix`): per video the vision tower, Pi3 and the
+  prefix's prefill, per question the Q-Formers;
 * :mod:`.plugin`: the ``qwen25vl-gsm`` plugin class.
 
 The architecture, the key layout, what differs from the original and the switch that reproduces its numerics are in
