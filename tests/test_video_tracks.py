@@ -143,3 +143,35 @@ def test_bad_inputs_give_a_record_per_video_naming_the_stage(scenes, tmp_path):
     assert again["tracks"] == 1 and again["failed"] == 5 and again["seconds_per_video"] == {}
     with pytest.raises(ValueError, match="does not exist"):
         generate(out, videos=str(tmp_path / "missing.mp4"))
+
+
+def test_stage_arg_repeats_on_the_command_line(scenes, tmp_path):
+    """``--stage-arg`` repeats as ``run``'s ``--model-arg`` does (click's ``multiple=True``), one argument per
+    occurrence, so a value holding commas stays whole (here the truth folder 'truth,copy'); the single-text form
+    ``A;B`` still works. Reference: the exact identity of the stages' options from both command lines with those the
+    Python API gets from the same arguments as a list."""
+    videos, truth = tmp_path / "videos", tmp_path / "truth,copy"
+    videos.mkdir()
+    truth.mkdir()
+    shutil.copy(scenes / "scene_0000.mp4", videos / "clip.mp4")
+    shutil.copy(scenes / "scene_0000.npz", truth / "clip.npz")
+    args = [f"{stage}:truth={truth}" for stage in ORACLES] + ["tracker:min_iou=0.6", "reconstructor:stride=2"]
+    common = ["generate", "video-tracks", "--videos", str(videos), "--detector", "oracle", "--tracker", "oracle",
+              "--reconstructor", "oracle", "--orientation", "oracle", "--agents", CLASSES["agents"], "--objects",
+              CLASSES["objects"], "--intermediates", "none"]  # fmt: skip
+    repeated = [part for arg in args for part in ("--stage-arg", arg)]
+    run_cli(*common, "--out", str(tmp_path / "repeated"), *repeated)
+    run_cli(*common, "--out", str(tmp_path / "joined"), "--stage-arg", ";".join(args[:3]), "--stage-arg",
+            ";".join(args[3:]))  # fmt: skip
+    generate(tmp_path / "api", videos=str(videos), intermediates="none", stage_arg=args)
+    stages = {name: json.loads((tmp_path / name / "video_tracks.json").read_text())["stages"]
+              for name in ("repeated", "joined", "api")}  # fmt: skip
+    assert stages["repeated"] == stages["joined"] == stages["api"]
+    options = {stage: stages["repeated"][stage]["options"] for stage in ORACLES}
+    assert all(o["truth"] == str(truth) for o in options.values())
+    assert options["tracker"]["min_iou"] == 0.6 and options["reconstructor"]["stride"] == 2
+    for name in ("repeated", "joined", "api"):
+        assert (tmp_path / name / "clip.npz").read_bytes() == (tmp_path / "api" / "clip.npz").read_bytes()
+    bad = run_cli(*common, "--out", str(tmp_path / "bad"), "--stage-arg", "tracker:min_iou=0.6", "--stage-arg",
+                  "min_iou=0.6", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "stage argument 'min_iou=0.6' is not STAGE:key=value" in bad.stderr

@@ -8,10 +8,11 @@ import logging
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, Union, get_args, get_origin
 
 import click
 from rich.console import Console
@@ -452,8 +453,38 @@ def import_(bench, path, out, judge, judge_arg, bench_arg):
 # --- data generation -------------------------------------------------------------------------------------------------
 
 
+def list_item_type(annotation: Any) -> Any | None:
+    """The item type of an option declared ``list[X]`` (or ``list[X] | None``; ``Any`` for a bare ``list``), else
+    None."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    if annotation is not list and get_origin(annotation) is not list:
+        return None
+    return (get_args(annotation) or (Any,))[0]
+
+
+def read_list_option(flag: str, item_type: Any, texts: tuple[str, ...]) -> list[Any]:
+    """The items of a repeatable (list) option of ``generate``, as ``run`` reads ``--model-arg``: each occurrence is
+    one item, read into the item type; an occurrence that is not one item may hold several, comma-separated (read
+    as the whole list, the single-text form)."""
+    from .config import read_option_text
+
+    items: list[Any] = []
+    for text in texts:
+        try:
+            items.append(read_option_text(item_type, text))
+        except ValueError as exc:
+            try:
+                items.extend(read_option_text(list[item_type], text))
+            except ValueError:
+                fail(f"{flag}: {exc}")
+    return items
+
+
 class GeneratorGroup(click.Group):
-    """``vdpm-harness generate ID``: one subcommand per registered generator, options from its ``Options``."""
+    """``vdpm-harness generate ID``: one subcommand per registered generator, options from its ``Options``; an
+    option declared as a list is repeatable."""
 
     def list_commands(self, ctx):
         return sorted(entry.id for entry in get_host().registry("generators"))
@@ -464,6 +495,8 @@ class GeneratorGroup(click.Group):
         except PluginError as exc:
             fail(str(exc))
         cls = entry.load_class()
+        #: the repeatable (list) options: name -> (flag, item type)
+        lists: dict[str, tuple[str, Any]] = {}
 
         def callback(out, seed, **values):
             from .config import CommandLineOptions
@@ -472,10 +505,13 @@ class GeneratorGroup(click.Group):
             from .interfaces import ItemGenerator
 
             # a text click did not type (an ``int | None`` or ``Literal`` option) is read into the declared type
-            options = CommandLineOptions({k: v for k, v in values.items() if v is not None and not isinstance(v, str)})
+            options = CommandLineOptions({k: v for k, v in values.items()
+                                          if v is not None and not isinstance(v, (str, tuple))})  # fmt: skip
             for key, value in values.items():
                 if isinstance(value, str):
                     options.set_text(key, value)
+                elif isinstance(value, tuple) and value:  # a list option given at least once
+                    options[key] = read_list_option(*lists[key], value)
             generator = entry.create(options)
             dist = Distributed()
             try:
@@ -504,6 +540,12 @@ class GeneratorGroup(click.Group):
             flag = "--" + field_name.replace("_", "-")
             if kind is bool:
                 flag = f"{flag}/--no-{field_name.replace('_', '-')}"
+            item_type = list_item_type(annotation)
+            if item_type is not None:
+                lists[field_name] = (flag, item_type)
+                text = (field.description or "").rstrip(". ")
+                params.append(click.Option([flag, field_name], multiple=True, help=f"{text} (repeatable).".lstrip()))
+                continue
             params.append(click.Option([flag, field_name], type=kind, default=None, help=field.description or ""))
         return click.Command(name, params=params, callback=callback, help=entry.description)
 

@@ -1,7 +1,7 @@
 """The ``video-tracks`` generator: one work item per video, perceived into a SceneTrack by four composed stages.
 
 ``vdpm-harness generate video-tracks --videos DIR --out OUT [--detector ID] [--tracker ID] [--reconstructor ID]
-[--orientation ID] [--stage-arg "STAGE:key=value;..."]`` writes ``OUT/<stem>.npz`` per video (a validated
+[--orientation ID] [--stage-arg STAGE:key=value]...`` writes ``OUT/<stem>.npz`` per video (a validated
 :class:`~vdpm_harness.SceneTrack` whose ``video`` is the source, relative to ``OUT``; ``dsr-templates --tracks OUT``
 reads it unchanged), the intermediate outputs under ``OUT/perception/``, ``video_tracks.json`` (per video: frames,
 objects, seconds per stage and, on synthetic videos, each stage's error) and ``failures.json`` (per failed video:
@@ -82,8 +82,8 @@ class VideoTracks(ItemGenerator):
         orientation: str = Field(default="orient-anything", description="Orientation estimator id (orient-anything).")
         stage_arg: list[str] = Field(
             default_factory=list,
-            description="Options of the stages, STAGE:key=value "
-            "(several separated by ';'), e.g. 'tracker:model=facebook/sam2.1-hiera-tiny'.",
+            description="Options of the stages, STAGE:key=value, e.g. 'tracker:model=facebook/sam2.1-hiera-tiny'; "
+            "one text may also hold several, separated by ';'.",
         )
         classes: str | None = Field(default=None, description="Curation table agent_object.csv (videoID, agent, "
                                     "obj): the phrases of each video.")  # fmt: skip
@@ -118,7 +118,8 @@ class VideoTracks(ItemGenerator):
         @field_validator("stage_arg", mode="before")
         @classmethod
         def _split(cls, value):
-            """One text from the command line holds several arguments separated by ';'."""
+            """A text may hold several arguments separated by ';' (``--stage-arg "A;B"``, one ``--stage-arg`` with
+            each argument is the same)."""
             texts = [value] if isinstance(value, str) else value
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 return value
