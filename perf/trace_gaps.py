@@ -12,8 +12,8 @@ profiler exports and answers, on a 0.1 ms grid over the span from the first to t
   the ranges above, ``outside_generate`` when it was in none: waiting for decoded frames, for the staged batch, or
   storing results), and how much of each coincided with the helper thread staging (``with_staging``: both threads
   want the interpreter's lock, so staging can delay the main thread's kernel launches);
-* ``kernel_s_by_phase``: kernel time under each range (the profiler mirrors a range on the GPU time line as a
-  ``gpu_user_annotation`` over the kernels launched inside it);
+* ``kernel_s_by_launch``: kernel time by the thread that launched the kernel (matched through the profiler's
+  correlation ids) and, for the main thread, by its innermost range at the launch;
 * the kernels that took the most GPU time.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 #: Innermost first: an instant inside several ranges of the main thread counts for the first one listed.
-MAIN_PHASES = ("vdpm.decode_step", "vdpm.prefill_short", "vdpm.prefill_long", "vdpm.vision", "vdpm.generate_staged")
+MAIN_PHASES = ("vdpm.vision", "vdpm.decode_step", "vdpm.prefill_short", "vdpm.prefill_long", "vdpm.generate_staged")
 LONG_PROMPT = 1000
 GRID_US = 100.0
 
@@ -86,6 +86,8 @@ def _mask(intervals, start: float, size: int) -> np.ndarray:
     """Boolean grid (``GRID_US`` cells from ``start``) of the cells that the (begin, end) intervals touch."""
     mask = np.zeros(size + 1, dtype=np.int32)
     for begin, end in intervals:
+        if end <= start or begin >= start + size * GRID_US:
+            continue  # wholly outside the span (e.g. a range that ends after the last kernel)
         a = int(max(0, (begin - start) // GRID_US))
         b = int(min(size, max(a + 1, -(-(end - start) // GRID_US))))
         mask[a] += 1
@@ -99,23 +101,29 @@ def _seconds(cells: np.ndarray, staging: np.ndarray) -> dict[str, float]:
 
 
 def analyse(trace_path: Path, top: int = 15) -> dict:
-    """The summary described in the module docstring, from an exported Chrome trace (``.json`` or ``.json.gz``)."""
+    """The summary described in the module docstring, from an exported Chrome trace (``.json`` or ``.json.gz``), over
+    the steady state: from the start of the first batch's generation (``vdpm.generate_staged``) to the last kernel,
+    so that loading the model and decoding the first videos (``startup_s``) do not count."""
     events = [e for e in _load(trace_path) if e.get("ph") == "X" and "dur" in e]
-    kernels = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"]) for e in events
-               if e.get("cat") == "kernel"]  # fmt: skip
+    kernels = [(float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"], e.get("args", {}).get("correlation"))
+               for e in events if e.get("cat") == "kernel"]  # fmt: skip
     if not kernels:
         return {"error": "no GPU kernel in the trace (was it a CUDA run?)"}
-    start = min(k[0] for k in kernels)
-    end = max(k[1] for k in kernels)
-    size = max(1, int(-(-(end - start) // GRID_US)))
-    busy = _mask([(a, b) for a, b, _ in kernels], start, size)
-    idle = ~busy
     ranges = defaultdict(list)  # (name, thread) -> intervals
     for e in events:
         if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("vdpm."):
             ranges[(e["name"], e.get("tid"))].append((float(e["ts"]), float(e["ts"]) + float(e["dur"])))
-    threads = {name: tid for (name, tid) in ranges}
-    main, helper = threads.get("vdpm.generate_staged"), threads.get("vdpm.stage")
+    # the main thread generates; the helper thread stages (a batch staged on the main thread is not counted as such)
+    main = max((tid for name, tid in ranges if name == "vdpm.generate_staged"),
+               key=lambda tid: len(ranges[("vdpm.generate_staged", tid)]), default=None)  # fmt: skip
+    helper = next((tid for name, tid in ranges if name == "vdpm.stage" and tid != main), None)
+    first_kernel = min(k[0] for k in kernels)
+    generating = ranges.get(("vdpm.generate_staged", main), [])
+    start = max(first_kernel, min((a for a, _ in generating), default=first_kernel))
+    end = max(k[1] for k in kernels)
+    size = max(1, int(-(-(end - start) // GRID_US)))
+    busy = _mask([(a, b) for a, b, _, _ in kernels], start, size)
+    idle = ~busy
     staging = _mask(ranges.get(("vdpm.stage", helper), []), start, size)
     left = idle.copy()
     idle_by_phase = {}
@@ -124,21 +132,36 @@ def analyse(trace_path: Path, top: int = 15) -> dict:
         left &= ~inside
         idle_by_phase[phase.removeprefix("vdpm.")] = _seconds(inside, staging)
     idle_by_phase["outside_generate"] = _seconds(left, staging)
-    kernel_by_phase = defaultdict(float)
-    for e in events:
-        if e.get("cat") == "gpu_user_annotation" and str(e.get("name", "")).startswith("vdpm."):
-            a, b = float(e["ts"]), float(e["ts"]) + float(e["dur"])
-            kernel_by_phase[e["name"].removeprefix("vdpm.")] += _mask([(a, b)], start, size)[busy].sum() * GRID_US / 1e6
+    # each kernel by the thread that launched it (the runtime call of the same correlation id) and, for the main
+    # thread, by the innermost of its ranges at the launch
+    launches = {e["args"]["correlation"]: (e.get("tid"), float(e["ts"])) for e in events
+                if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}  # fmt: skip
+    phase_ranges = [(phase.removeprefix("vdpm."), sorted(ranges.get((phase, main), []))) for phase in MAIN_PHASES]
+
+    def phase_at(ts: float) -> str:
+        for phase, intervals in phase_ranges:
+            if any(a <= ts <= b for a, b in intervals):
+                return phase
+        return "other"
+
+    kernel_by_launcher = defaultdict(float)
     by_kernel = defaultdict(lambda: [0.0, 0])
-    for a, b, name in kernels:
+    for a, b, name, correlation in kernels:
+        if b <= start:
+            continue
+        tid, launched = launches.get(correlation, (None, a))
+        role = "main" if tid == main else "staging_thread" if tid == helper else "other_thread"
+        key = f"main:{phase_at(launched)}" if role == "main" else role
+        kernel_by_launcher[key] += (b - max(a, start)) / 1e6
         by_kernel[name][0] += (b - a) / 1e6
         by_kernel[name][1] += 1
     heaviest = sorted(by_kernel.items(), key=lambda item: -item[1][0])[:top]
-    counts = {phase.removeprefix("vdpm."): len(ranges.get((phase, main), [])) for phase in MAIN_PHASES}
+    counts = {phase: len(intervals) for phase, intervals in phase_ranges}
     counts["stage"] = len(ranges.get(("vdpm.stage", helper), []))
     return {
-        "span_s": (end - start) / 1e6, "gpu_busy": float(busy.mean()), "gpu_idle_s": float(idle.sum() * GRID_US / 1e6),
-        "idle_s_by_main_thread": idle_by_phase, "kernel_s_by_phase": dict(kernel_by_phase),
+        "startup_s": (start - first_kernel) / 1e6, "span_s": (end - start) / 1e6, "gpu_busy": float(busy.mean()),
+        "gpu_idle_s": float(idle.sum() * GRID_US / 1e6), "idle_s_by_main_thread": idle_by_phase,
+        "kernel_s_by_launch": dict(sorted(kernel_by_launcher.items(), key=lambda item: -item[1])),
         "ranges": counts, "kernels": len(kernels),
         "top_kernels": [{"name": name[:120], "seconds": round(s, 4), "calls": n} for name, (s, n) in heaviest],
     }  # fmt: skip

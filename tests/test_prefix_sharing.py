@@ -135,7 +135,8 @@ def test_request_key_names_the_video_and_what_precedes_it(clips):
 
 def test_the_option_turns_sharing_off_without_changing_result_keys(tiny, clips, host):
     """``share_prefix`` is a runtime option: the fingerprint (and so every result key and the label) is the same with
-    it on or off, and off the model asks the planner for no grouping. The GSM refuses it (plugin.py says why)."""
+    it on or off, and off the model asks the planner for no grouping. The GSM has the same option, on by default
+    (its sharing is tested in ``tests/test_gsm_prefix.py``)."""
     from vdpm_harness.pipeline import model_label
 
     on, off = Qwen25VL({"path": str(tiny)}), Qwen25VL({"path": str(tiny), "share_prefix": False})
@@ -145,8 +146,8 @@ def test_the_option_turns_sharing_off_without_changing_result_keys(tiny, clips, 
     one = request("1", clips["a.mp4"], "Where?")
     assert on.prefix_key(one) == prefix.request_key(one) is not None and off.prefix_key(one) is None
     assert Model.prefix_key(on, one) is None  # the default of every other model
-    with pytest.raises(Exception, match="share_prefix"):
-        host.create("models", "qwen25vl-gsm", {"share_prefix": True})
+    gsm = host.create("models", "qwen25vl-gsm", {"path": str(tiny)})
+    assert gsm.options.share_prefix is True and gsm.prefix_key(one) == prefix.request_key(one)
 
 
 class _Keyed(Model):
