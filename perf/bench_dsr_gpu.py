@@ -28,7 +28,9 @@ Paths, on the same samples in one run:
   ``restart``: the warm-up again in a fresh process (a second run of the same command: on-disk compile caches only);
 ``profile``: the ``shared`` path on ``--profile-samples`` under the torch profiler, read back by ``trace_gaps`` (the
 GPU's idle time split by what the main thread did meanwhile, kernel time by phase, the heaviest kernels), written to
-``OUT/bench_dsr_gpu_profile.json``.
+``OUT/bench_dsr_gpu_profile.json``; ``margins`` (``margins-gsm``: the same for ``qwen25vl-gsm``): shared
+against unshared prefixes at the first new token on ``--margin-samples``, with the logits' difference and the
+unshared path's top-1 minus top-2 margin, to tell near-ties from defects (``OUT/bench_dsr_gpu_margins.json``).
 
 Reported: samples/s over the whole run and in the steady state (after the first batch, which pays compilation),
 projected time for all 1,484 DSR-Bench samples (start-up plus 1,484 samples at the steady rate), GPU busy fraction
@@ -289,9 +291,11 @@ EXACT = ("vision_attention=transformers", "attn_implementation=sdpa", "compile=o
 
 def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: int, out: Path, device: str,
             dtype: str, limit: int | None = None, exact: bool = False, share_prefix: bool | None = None,
-            name: str = "harness") -> dict:  # fmt: skip
-    """The harness's own pipeline: ``Runner`` with the ``qwen25vl`` plugin on the ``dsr`` benchmark plugin, at the
-    plugin's defaults (``exact``: with the naive loop's kernels; ``share_prefix``: the option, when given)."""
+            name: str = "harness", model: str = "qwen25vl", random_weights: bool = True) -> dict:  # fmt: skip
+    """The harness's own pipeline: ``Runner`` with the ``model`` plugin (``qwen25vl`` or ``qwen25vl-gsm``) on the
+    ``dsr`` benchmark plugin, at the plugin's defaults (``exact``: with the naive loop's kernels; ``share_prefix``:
+    the option, when given). A run in which any sample failed raises: a failed sample costs no GPU time, so no rate of
+    such a run means anything."""
     import torch
 
     from vdpm_harness.config import build_config
@@ -302,19 +306,20 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
     from vdpm_harness_plugins.models.qwen25vl.prefix import SharedRun
 
     config = build_config(
-        models="qwen25vl", benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
+        models=model, benches="dsr", out=str(out), decode_workers=workers, prefetch=4 * batch_size + 8,
         limit=limit, bench_args=args,
-        model_args=(f"path={model_dir}", "random_weights=true", f"dtype={dtype}", f"device={device}",
-                    f"batch_size={batch_size}", *(EXACT if exact else ()),
+        model_args=(f"path={model_dir}", *(("random_weights=true",) if random_weights else ()), f"dtype={dtype}",
+                    f"device={device}", f"batch_size={batch_size}", *(EXACT if exact else ()),
                     *(() if share_prefix is None else (f"share_prefix={str(share_prefix).lower()}",))),
     )  # fmt: skip
-    config.models[0].label = label = f"qwen7b-random-bs{batch_size}-{name}"
+    config.models[0].label = label = f"{model}-random-bs{batch_size}-{name}"
     cuda = device.startswith("cuda")
     if cuda:
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     batches: list[tuple[float, int]] = []  # (time a batch finished, its size): the steady-state rate
     prefills = [0]  # prompt prefills run: one per row without sharing, one per group of a video's questions with it
-    original = Qwen25VL.generate_staged
+    original = Qwen25VL.generate_staged  # qwen25vl-gsm's class inherits it
     last_print = [time.perf_counter()]
 
     def timed_generate(self, staged):
@@ -340,6 +345,10 @@ def harness(model_dir: Path, args: tuple[str, ...], batch_size: int, workers: in
     wall = time.perf_counter() - start
     if outcome.result is None:
         raise RuntimeError(outcome.error)
+    if outcome.result.n_errors:
+        reasons = getattr(outcome.result, "error_reasons", None)
+        raise RuntimeError(f"{label}: {outcome.result.n_errors} of {outcome.result.n_samples} samples failed, so "
+                           f"no speed is reported; reasons: {reasons}")  # fmt: skip
     records = PredictionStore(out / label / "dsr").load().values()
     steady = None
     if len(batches) > 2:  # from the end of the first batch to the end of the last
@@ -404,6 +413,76 @@ def profiled(args, dsr_args, device: str, dtype: str) -> dict:
     return summary
 
 
+def margins(args, dsr_args, device: str, dtype: str, model: str = "qwen25vl") -> dict:
+    """Shared against unshared prompt prefixes on the same kernels, at the first new token, on the benchmark's first
+    ``--margin-samples`` samples (a video's questions together, batches of ``--batch-size``, as the planner makes
+    them): per sample the largest difference between the two paths' first-step logits (float32 copies of the bf16
+    model's), whether the greedy first token differs, and the unshared path's margin (its top logit minus the
+    second). A differing token whose margin is below the logits' own difference is a near-tie: rounding, not a
+    defect, decided it."""
+    import torch
+
+    from vdpm_harness import PreparedRequest
+    from vdpm_harness.config import parse_assignments
+    from vdpm_harness.plugins import get_host
+    from vdpm_harness.video import decode
+    from vdpm_harness_plugins.models.qwen25vl import prefix
+
+    host = get_host()
+    benchmark = host.create("benchmarks", "dsr", {k: v for _, k, v in parse_assignments(dsr_args, "")})
+    folder = args.model_dir if model == "qwen25vl" else args.gsm_dir
+    plugin = host.create("models", model, {"path": str(folder), "random_weights": not args.smoke, "dtype": dtype,
+                                           "device": device, "batch_size": args.batch_size})  # fmt: skip
+    plugin.load()
+    requests = [benchmark.build_request(sample) for sample in benchmark.samples()]
+    order = sorted(range(len(requests)), key=lambda i: (prefix.request_key(requests[i]) or "", i))
+    order = order[: args.margin_samples]
+    config = plugin._model.generation_config
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    decoded: dict = {}
+    rows = []
+    for start in range(0, len(order), args.batch_size):
+        batch = []
+        for i in order[start : start + args.batch_size]:
+            videos = []
+            for part in requests[i].video_parts():
+                key = (part.video, part.frames.model_dump_json())
+                if key not in decoded:
+                    decoded[key] = decode(part.video, part.frames)
+                videos.append(decoded[key])
+            batch.append(PreparedRequest(requests[i], f"margin-{i}", 0, videos))
+        prompts = [plugin._prompt(j, one) for j, one in enumerate(batch)]
+        responses: list = [None] * len(batch)
+        run = plugin._stage_shared(prompts, responses)
+        _, shared = prefix.generate_shared(plugin._model, run, max_new_tokens=1, eos_token_ids=eos,
+                                           pad_token_id=config.pad_token_id, keep_logits=True,
+                                           sharing=plugin._sharing())  # fmt: skip
+        chunk_prompts, inputs, _ = plugin._stage_chunk(prompts, responses)
+        with torch.inference_mode():
+            out = plugin._model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True,
+                                         return_dict_in_generate=True)  # fmt: skip
+        unshared = {p.index: row for p, row in zip(chunk_prompts, out.logits[0].float())}
+        for p, row in zip(run.prompts, shared[0]):
+            reference = unshared[p.index]
+            top = torch.topk(reference, 2).values
+            rows.append({"sample": batch[p.index].request.sample_id,
+                         "max_abs_diff": float((row - reference).abs().max()),
+                         "first_token_differs": int(row.argmax()) != int(reference.argmax()),
+                         "unshared_margin": float(top[0] - top[1])})  # fmt: skip
+        print(f"  margins ({model}): {len(rows)} samples", flush=True)
+    plugin.close()
+    differing = [r for r in rows if r["first_token_differs"]]
+    return {
+        "model": model, "samples": len(rows), "first_token_differs": len(differing) / max(len(rows), 1),
+        "max_abs_diff_median": float(np.median([r["max_abs_diff"] for r in rows])) if rows else None,
+        "max_abs_diff_max": max((r["max_abs_diff"] for r in rows), default=None),
+        "margin_median": float(np.median([r["unshared_margin"] for r in rows])) if rows else None,
+        "differing_margins": [round(r["unshared_margin"], 4) for r in differing],
+        "differing_are_near_ties": all(r["unshared_margin"] <= r["max_abs_diff"] for r in differing),
+        "rows": rows,
+    }  # fmt: skip
+
+
 def path_settings(name: str, args) -> dict:
     """What a harness path runs: batch size, sample limit, exact kernels, ``share_prefix`` (None: the default)."""
     single = name.startswith("harness1")
@@ -436,6 +515,13 @@ def main(argv=None):
     )
     parser.add_argument("--naive-samples", type=int, default=None, help="samples of the naive loop (default: all)")
     parser.add_argument("--profile-samples", type=int, default=40, help="samples of the profiled shared path")
+    parser.add_argument("--margin-samples", type=int, default=48, help="samples of the margins paths")
+    parser.add_argument(
+        "--gsm-dir",
+        type=Path,
+        default=Path("/tmp/qwen25vl-gsm-7b-random"),
+        help="the GSM of the margins-gsm path (made with random weights when missing)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results-bench"))
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
     parser.add_argument("--smoke", action="store_true",
@@ -467,6 +553,10 @@ def main(argv=None):
             make_tiny(args.model_dir)
         else:
             make_random(args.model_dir, "7b")
+    if "margins-gsm" in args.paths.split(",") and not (args.gsm_dir / "config.json").exists():
+        from vdpm_harness_plugins.models.qwen25vl.gsm import checkpoints as gsm_checkpoints
+
+        gsm_checkpoints.make_tiny(args.gsm_dir) if args.smoke else gsm_checkpoints.make_random(args.gsm_dir, "7b")
     write_dsr_table(args.video_dir, videos, counts)
     pixels = 64 * 28 * 28 if args.smoke else 768 * 28 * 28
     policy = FramePolicy(nframes=32, max_pixels=pixels, size_multiple=28)
@@ -488,6 +578,12 @@ def main(argv=None):
             print(f"profile: {json.dumps(report['profile'], indent=1)}", flush=True)
             (args.out / "bench_dsr_gpu_profile.json").write_text(json.dumps(report["profile"], indent=1))
             continue
+        if name in ("margins", "margins-gsm"):
+            model = "qwen25vl-gsm" if name == "margins-gsm" else "qwen25vl"
+            result = report.setdefault("margins", {})[model] = margins(args, dsr_args, device, dtype, model)
+            print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'rows'})}", flush=True)
+            (args.out / "bench_dsr_gpu_margins.json").write_text(json.dumps(report["margins"], indent=1))
+            continue
         if name == "naive":
             from vdpm_harness.plugins import get_host
 
@@ -504,6 +600,9 @@ def main(argv=None):
         (args.out / "bench_dsr_gpu_partial.json").write_text(
             json.dumps({k: {**v, "tokens": None} for k, v in runs.items()})
         )
+    if not runs:  # only restart, profile or margins paths: nothing to compare rates with
+        (args.out / "bench_dsr_gpu.json").write_text(json.dumps(report, indent=2))
+        return 0
     if "naive" in runs:
         naive_run = runs["naive"]
         flops = naive_run["flops"] / len(naive_run["tokens"])

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dsr_gpu import (  # noqa: E402 - the DSR-shaped workload and measurements of issue 5
     H100_BF16_PEAK,
     H200_BF16_PEAK,
-    GpuMonitor,
     bench_args,
+    harness,
     make_videos,
     model_flops,
     question_counts,
@@ -90,71 +90,28 @@ def gsm_flops(config, frames: int, height_patches: int, width_patches: int, text
 # --- the harness runs -------------------------------------------------------------------------------------------------
 
 
-def run_model(model_id: str, model_dir: Path, dsr_args: tuple[str, ...], *, batch_size: int, workers: int, out: Path,
-              device: str, dtype: str, random_weights: bool, limit: int | None = None) -> dict:  # fmt: skip
-    """One model through ``Runner`` on the ``dsr`` benchmark plugin at the plugin's defaults; the steady rate from
-    the times the batches finish."""
-    import torch
-
-    from vdpm_harness.config import build_config
-    from vdpm_harness.pipeline import Runner
-    from vdpm_harness.plugins import get_host
-    from vdpm_harness.store import PredictionStore
-    from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
-
-    model_args = [f"path={model_dir}", f"dtype={dtype}", f"device={device}", f"batch_size={batch_size}"]
-    if random_weights:
-        model_args.append("random_weights=true")
-    if model_id == "qwen25vl":
-        # the GSM cannot share a video's prompt prefix between its questions (its geometry tokens depend on each
-        # question), so the plain model computes every prompt in full too: the comparison is of the same work
-        model_args.append("share_prefix=false")
-    config = build_config(models=model_id, benches="dsr", out=str(out), decode_workers=workers,
-                          prefetch=4 * batch_size + 8, limit=limit, bench_args=dsr_args,
-                          model_args=tuple(model_args))  # fmt: skip
-    config.models[0].label = label = f"{model_id}-random-bs{batch_size}"
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    batches: list[tuple[float, int]] = []
-    original = Qwen25VL.generate_staged  # qwen25vl-gsm's class inherits it
-
-    def timed_generate(self, staged):
-        responses = original(self, staged)
-        batches.append((time.perf_counter(), len(responses)))
-        return responses
-
-    Qwen25VL.generate_staged = timed_generate
-    start = time.perf_counter()
-    try:
-        with GpuMonitor(enabled=cuda) as monitor:
-            [outcome] = Runner(config, get_host()).run()
-    finally:
-        Qwen25VL.generate_staged = original
-    wall = time.perf_counter() - start
-    if outcome.result is None:
-        raise RuntimeError(outcome.error)
-    if outcome.result.n_errors:  # a failed sample costs no GPU time: no rate of a run with errors means anything
-        reasons = getattr(outcome.result, "error_reasons", None)
-        raise RuntimeError(f"{label}: {outcome.result.n_errors} of {outcome.result.n_samples} samples failed, so "
-                           f"no speed is reported; reasons: {reasons}")  # fmt: skip
-    records = list(PredictionStore(out / label / "dsr").load().values())
-    steady = None
-    if len(batches) > 2:
-        steady = sum(n for _, n in batches[1:]) / (batches[-1][0] - batches[0][0])
-    return {"samples": len(records), "errors": outcome.result.n_errors, "wall_s": wall,
-            "samples_per_s": len(records) / wall, "steady_samples_per_s": steady,
-            "first_batch_s": batches[0][0] - start if batches else None, "gpu_busy": monitor.busy,
-            "peak_mem_gib": (torch.cuda.max_memory_allocated() if cuda else 0) / 2**30,
-            "prompt_tokens": sum(r.usage.get("prompt_tokens", 0) for r in records) / max(len(records), 1)}  # fmt: skip
+def run_model(entry: str, dirs: dict[str, Path], dsr_args: tuple[str, ...], *, batch_size: int, workers: int,
+              out: Path, device: str, dtype: str, random_weights: bool) -> dict:  # fmt: skip
+    """One ``--models`` entry (``MODEL`` or ``MODEL:unshared``) through the harness's pipeline
+    (:func:`bench_dsr_gpu.harness`, which also counts the prefills and refuses a run with failed samples)."""
+    model, _, mode = entry.partition(":")
+    if mode not in ("", "shared", "unshared"):
+        raise SystemExit(f"unknown mode {mode!r} in --models entry {entry!r}: expected MODEL[:shared|:unshared]")
+    run = harness(dirs[model], dsr_args, batch_size, workers, out, device, dtype, share_prefix=mode != "unshared",
+                  name=mode or "shared", model=model, random_weights=random_weights)  # fmt: skip
+    n = run["n"]
+    return {"model": model, "share_prefix": mode != "unshared", "samples": n, "errors": run["errors"],
+            "wall_s": run["wall"], "samples_per_s": n / run["wall"], "steady_samples_per_s": run["steady_rate"],
+            "first_batch_s": run["first_batch_s"], "gpu_busy": run["busy"], "peak_mem_gib": run["peak_mem"] / 2**30,
+            "prefills": run["prefills"], "prompt_tokens": run["prompt_tokens"] / max(n, 1)}  # fmt: skip
 
 
 # --- the GSM's parts alone --------------------------------------------------------------------------------------------
 
 
 def time_parts(model_dir: Path, video_dir: Path, policy, batch_size: int, device: str, dtype: str,
-               random_weights: bool, repeats: int = 3) -> dict:  # fmt: skip
+               random_weights: bool, repeats: int = 3, compiled: bool = False,
+               profile_to: Path | None = None) -> dict:  # fmt: skip
     """The GSM's encoder (frames -> features), merger and Q-Formers timed alone on ``batch_size`` videos."""
     import torch
 
@@ -185,8 +142,25 @@ def time_parts(model_dir: Path, video_dir: Path, policy, batch_size: int, device
             results.append(time.perf_counter() - start)
         return value, float(np.median(results[1:]))
 
+    if compiled:  # what the plugin compiles on CUDA (``Qwen25VLGSM._compile``): the encoder's blocks
+        from vdpm_harness_plugins.models.qwen25vl import speed
+
+        for layer in gsm.spatial_encoder.encoder.layer:
+            speed.compile_for_prefill(layer)
     with torch.no_grad():
         features, encoder_s = timed(lambda: gsm.encode(gsm.frames(pixels, grid)))
+        families = None
+        if profile_to is not None:  # one more encoder call under the profiler: where its GPU time goes
+            import trace_gaps
+            from torch.profiler import ProfilerActivity, profile
+
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+            with profile(activities=activities) as profiler:
+                gsm.encode(gsm.frames(pixels, grid))
+                if cuda:
+                    torch.cuda.synchronize()
+            profiler.export_chrome_trace(str(profile_to))
+            families = trace_gaps.kernel_families(profile_to)
         merged_inputs = gsm.regroup(features, grid)
         stacked = torch.cat(merged_inputs)
         merged, merger_s = timed(lambda: gsm.spatial_merger(stacked))
@@ -203,7 +177,10 @@ def time_parts(model_dir: Path, video_dir: Path, policy, batch_size: int, device
         torch.cuda.empty_cache()
     parts = {"encoder": (encoder_s, flops["encoder"]), "merger": (merger_s, flops["merger"]),
              "q_formers": (qformer_s, flops["q_formers"])}  # fmt: skip
-    return {name: {"ms_per_sample": 1e3 * s / n, "tflops": f * n / s / 1e12} for name, (s, f) in parts.items()}
+    timings = {name: {"ms_per_sample": 1e3 * s / n, "tflops": f * n / s / 1e12} for name, (s, f) in parts.items()}
+    if families is not None:
+        timings["encoder"]["kernel_families"] = families
+    return timings
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
@@ -213,13 +190,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--durations", default="20,120", help="shortest,longest video in seconds (uniform between)")
     parser.add_argument("--video-dir", type=Path, default=Path("/tmp/dsr-bench-videos"))
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/qwen25vl-7b-random"))
     parser.add_argument("--gsm-dir", type=Path, default=Path("/tmp/qwen25vl-gsm-7b-random"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=12, help="decode worker processes")
     parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument("--models", default="qwen25vl,qwen25vl-gsm", help="which models to run, in order")
+    parser.add_argument(
+        "--models",
+        default="qwen25vl,qwen25vl-gsm",
+        help="which models to run, in order: MODEL[:unshared] (shared prompt prefixes by default)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results-gsm"))
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default: by GPU name)")
     parser.add_argument("--smoke", action="store_true", help="CPU check of the script: tiny models, small videos")
@@ -236,7 +218,8 @@ def main(argv=None):
     random_weights = not args.smoke  # the tiny smoke models carry their weights
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke test)"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else (H200_BF16_PEAK if "H200" in gpu else H100_BF16_PEAK)
-    size = (320, 180, 2, 4) if args.smoke else (1280, 720, 20, 120)
+    shortest, longest = (float(x) for x in args.durations.split(","))
+    size = (320, 180, 2, 4) if args.smoke else (1280, 720, shortest, longest)
     t0 = time.perf_counter()
     videos = make_videos(args.video_dir, args.videos, seed=7, workers=os.cpu_count() or 4, size=size)
     print(f"videos ready in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -260,50 +243,64 @@ def main(argv=None):
     report = {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(), "samples": args.samples,
               "videos": len(videos), "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
               "peak_flops": peak, "models": {}}  # fmt: skip
-    for model_id in args.models.split(","):
-        run = run_model(model_id, dirs[model_id], dsr_args, batch_size=args.batch_size, workers=args.workers,
-                        out=args.out / f"run-{model_id}", device=device, dtype=dtype,
+    for entry in args.models.split(","):
+        run = run_model(entry, dirs, dsr_args, batch_size=args.batch_size, workers=args.workers,
+                        out=args.out / f"run-{entry.replace(':', '-')}", device=device, dtype=dtype,
                         random_weights=random_weights)  # fmt: skip
-        report["models"][model_id] = run
-        print(f"{model_id}: {run['samples']} samples in {run['wall_s']:.1f} s, peak {run['peak_mem_gib']:.1f} GiB",
-              flush=True)  # fmt: skip
+        report["models"][entry] = run
+        print(f"{entry}: {run['samples']} samples in {run['wall_s']:.1f} s ({run['prefills']} prefills), "
+              f"peak {run['peak_mem_gib']:.1f} GiB", flush=True)  # fmt: skip
+        (args.out / "bench_gsm_gpu_partial.json").write_text(json.dumps(report, indent=2))
 
     # analytic FLOPs per sample: the plain model's, and the GSM's own work (frames of the policy's size)
     width, height = target_size(*size[:2], policy)
     h, w = height // 14, width // 14
     plain_config = AutoConfig.from_pretrained(args.model_dir)
     gsm_config = AutoConfig.from_pretrained(args.gsm_dir)
-    plain_tokens = report["models"].get("qwen25vl", {}).get("prompt_tokens") or (32 * h * w // 8 + 120)
+    plain_runs = [run for run in report["models"].values() if run["model"] == "qwen25vl"]
+    plain_tokens = plain_runs[0]["prompt_tokens"] if plain_runs else 32 * h * w // 8 + 120
     plain = model_flops(plain_config, int(plain_tokens), 32 * h * w, args.max_new_tokens)
     parts = gsm_flops(gsm_config, 32, h, w, QFORMER_TEXT_TOKENS)
     share = sum(parts.values()) / plain
     report["flops_per_sample"] = {"plain_tflop": plain / 1e12, **{f"gsm_{k}_tflop": v / 1e12 for k, v in parts.items()},
                                   "gsm_flop_share": share}  # fmt: skip
-    for run in report["models"].values():
-        rate = run["steady_samples_per_s"] or run["samples_per_s"]
-        run["mfu"] = plain * rate / peak
-    if {"qwen25vl", "qwen25vl-gsm"} <= set(report["models"]):
-        plain_run, gsm_run = report["models"]["qwen25vl"], report["models"]["qwen25vl-gsm"]
-        rate = {k: r["steady_samples_per_s"] or r["samples_per_s"] for k, r in (("plain", plain_run), ("gsm", gsm_run))}
-        extra = rate["plain"] / rate["gsm"] - 1
-        report["gsm_extra_time"] = extra
-        report["gsm_within_flop_share"] = extra <= share
+    rate = {}
+    for entry, run in report["models"].items():
+        rate[entry] = run["steady_samples_per_s"] or run["samples_per_s"]
+        run["mfu"] = plain * rate[entry] / peak  # the plain model's FLOPs of a whole prompt: comparable across runs
+    # the GSM against the plain model with the same prefix setting (the FLOP share is of whole prompts; with shared
+    # prefixes both models' per-video work is shared alike, and the GSM's Q-Formers and 32 tokens stay per question)
+    report["gsm_extra_time"] = {}
+    for mode in ("", ":unshared"):
+        if f"qwen25vl{mode}" in rate and f"qwen25vl-gsm{mode}" in rate:
+            extra = rate[f"qwen25vl{mode}"] / rate[f"qwen25vl-gsm{mode}"] - 1
+            within = extra <= share
+            report["gsm_extra_time"][mode.strip(":") or "shared"] = {"extra": extra, "within_flop_share": within}
+    for model in ("qwen25vl", "qwen25vl-gsm"):
+        if model in rate and f"{model}:unshared" in rate:
+            report.setdefault("sharing_speedup", {})[model] = rate[model] / rate[f"{model}:unshared"]
     report["gsm_parts"] = time_parts(args.gsm_dir, args.video_dir, policy, args.batch_size, device, dtype,
-                                     random_weights)  # fmt: skip
+                                     random_weights, compiled=device == "cuda",
+                                     profile_to=args.out / "encoder_trace.json")  # fmt: skip
     (args.out / "bench_gsm_gpu.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    print("\n| model | samples | samples/s (steady) | peak memory | GPU busy |")
-    print("|---|---|---|---|---|")
-    for model_id, run in report["models"].items():
+    print("\n| model | samples | prefills | samples/s (steady) | peak memory | GPU busy |")
+    print("|---|---|---|---|---|---|")
+    for entry, run in report["models"].items():
         steady = f" ({run['steady_samples_per_s']:.3f})" if run["steady_samples_per_s"] else ""
-        print(f"| {model_id} | {run['samples']} | {run['samples_per_s']:.3f}{steady} | {run['peak_mem_gib']:.1f} GiB "
-              f"| {run['gpu_busy']:.0%} |")  # fmt: skip
-    if "gsm_extra_time" in report:
-        print(f"\nGSM extra time {report['gsm_extra_time']:.1%} against its FLOP share {share:.1%}: "
-              f"{'within' if report['gsm_within_flop_share'] else 'ABOVE'} target")  # fmt: skip
+        print(f"| {entry} | {run['samples']} | {run['prefills']} | {run['samples_per_s']:.3f}{steady} "
+              f"| {run['peak_mem_gib']:.1f} GiB | {run['gpu_busy']:.0%} |")  # fmt: skip
+    for mode, result in report["gsm_extra_time"].items():
+        print(f"\nGSM extra time ({mode} prefixes) {result['extra']:.1%} against its FLOP share {share:.1%}: "
+              f"{'within' if result['within_flop_share'] else 'ABOVE'} target")  # fmt: skip
+    for model, speedup in report.get("sharing_speedup", {}).items():
+        print(f"{model}: shared prefixes {speedup:.2f}x the unshared steady rate")
     print("\n| GSM part | ms per sample | TFLOP/s |\n|---|---|---|")
     for name, part in report["gsm_parts"].items():
         print(f"| {name} | {part['ms_per_sample']:.1f} | {part['tflops']:.1f} |")
+    families = report["gsm_parts"]["encoder"].get("kernel_families", {}).get("families", {})
+    if families:
+        print("\nencoder GPU time by kernel family: " + ", ".join(f"{k} {v['share']:.0%}" for k, v in families.items()))
     return 0
 
 

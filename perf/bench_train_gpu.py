@@ -239,7 +239,7 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
         "pack_tokens": args.pack_tokens, "data.max_seq_length": min(8192, args.pack_tokens),
         "activation_checkpointing": args.checkpointing, "compile": args.compile,
         "precision": "fp32" if args.smoke else "bf16", "optimizer.state_dtype": "bfloat16",
-        "schedule.max_steps": steps, "save_every": 0, "device": "cpu" if args.smoke else "cuda",
+        "schedule.max_steps": steps + args.profile, "save_every": 0, "device": "cpu" if args.smoke else "cuda",
     })  # fmt: skip
     world = parallel.join(config.device)
     device = world.device
@@ -257,16 +257,33 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
     )
     records, done, wall_done = [], {"tokens": 0, "vit_patches": 0, "pi3_patches": 0, "samples": 0}, 0.0
     step_seconds = 0.0
+    optimizer_seconds: list[float] = []
+    optimizer_step = trainer.optimizer.step
+
+    def timed_optimizer_step(*a, **k):  # the optimizer's share of a step (synchronised before and after)
+        synchronize(device)
+        started = time.perf_counter()
+        result = optimizer_step(*a, **k)
+        synchronize(device)
+        optimizer_seconds.append(time.perf_counter() - started)
+        return result
+
+    trainer.optimizer.step = timed_optimizer_step
+    profiled = None
     with Prefetcher(prepare, workers=config.data.decode_workers, depth=config.data.prefetch) as prefetcher:
         stream = prefetcher.map(trainer.jobs(0))
-        for step in range(steps):
+        for step in range(steps + args.profile):
             started = time.perf_counter()
             trainer.step_skipped = 0
             samples = trainer.take(stream, step)
             waited = time.perf_counter() - started
+            if step == steps:  # one more step under the profiler, not counted: where its GPU time goes
+                profiled = profile_step(trainer, step, samples, out / "step_trace.json", device)
+                continue
             record = trainer.step(step, samples)
             wall = time.perf_counter() - started
             record["data_wait_seconds"] = round(waited, 3)
+            record["optimizer_seconds"] = round(optimizer_seconds[-1], 3)
             records.append(record)
             timed = step >= args.trainer_warmup
             if timed:
@@ -281,7 +298,8 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
     result = summary(counts, done, step_seconds, peak)
     end_to_end = summary(counts, done, wall_done, peak)
     result.update({
-        "end_to_end": {k: end_to_end[k] for k in ("seconds", "tokens_per_second", "mfu")},
+        "end_to_end": {k: end_to_end[k] for k in ("seconds", "tokens_per_second", "mfu")}, "profile": profiled,
+        "optimizer_seconds_mean": float(np.mean(optimizer_seconds[args.trainer_warmup : steps])),
         "peak_memory_gb": peak_memory_gb(device), "parameters": counts, "steps": records,
         "setup": {"processes": world.size, "fsdp2": True, "master_weights": "float32", "compute": config.precision,
                   "adamw_moments": config.optimizer.state_dtype, "batch_size": config.batch_size,
@@ -290,6 +308,21 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
     })  # fmt: skip
     parallel.leave(world)
     return result
+
+
+def profile_step(trainer, step: int, samples, trace: Path, device) -> dict:
+    """``trainer.step`` under the torch profiler: its GPU time by kernel family and the GPU's busy share
+    (:func:`trace_gaps.kernel_families`)."""
+    import trace_gaps
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        trainer.step(step, samples)
+        synchronize(device)
+    trace.parent.mkdir(parents=True, exist_ok=True)
+    profiler.export_chrome_trace(str(trace))
+    return trace_gaps.kernel_families(trace)
 
 
 # --- main -------------------------------------------------------------------------------------------------------------
@@ -354,6 +387,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--workers", type=int, default=12, help="trainer: sample-preparing worker processes")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="trainer: one more step under the torch profiler")
     parser.add_argument("--phase-timeout", type=float, default=480, help="seconds a phase may take")
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default 989)")
     parser.add_argument("--smoke", action="store_true", help="CPU check of the script: tiny GSM, small videos, fp32")

@@ -7,6 +7,9 @@
 #           shared path, a restart and the naive loop (issue 16)
 #   train   perf/bench_train_gpu.py: the naive training recipe against the trainer's variants (TRAIN_VARIANTS),
 #           real-size GSM 7B (issue 12)
+#   gsm-shared     the GSM with and without shared prefixes against the plain model with them (issues 11, 16)
+#   margins        shared against unshared prefixes at the first token: differing tokens and their margins (issue 16)
+#   train-profile  the trainer's variants with one profiled step and the optimizer's time (issue 12)
 set -u
 DEV=${DEV:-/tmp/dev}
 WHL=${WHL:-.whl}
@@ -31,6 +34,14 @@ for job in "$@"; do
             cp /tmp/issue16/bench_dsr_gpu_profile.json "$DEV/" ;;
     train) python3 perf/bench_train_gpu.py --variants "${TRAIN_VARIANTS:-ckpt1,ckpt1+compile}" --out /tmp/train \
              > "$DEV/train.log" 2>&1; cp /tmp/train/*.json "$DEV/" ;;
+    gsm-shared) python3 perf/bench_gsm_gpu.py --samples 64 --videos 25 --durations 10,60 --batch-size 8 --workers 12 \
+                  --models qwen25vl,qwen25vl-gsm,qwen25vl-gsm:unshared --video-dir /tmp/videos-s2 --out /tmp/gsm2 \
+                  > "$DEV/gsm2.log" 2>&1; cp /tmp/gsm2/bench_gsm_gpu.json "$DEV/bench_gsm_gpu_h200_shared.json" ;;
+    margins) python3 perf/bench_dsr_gpu.py --samples 64 --videos 25 --durations 10,60 --batch-size 8 \
+               --paths margins,margins-gsm --margin-samples 48 --video-dir /tmp/videos-s2 --out /tmp/margins \
+               > "$DEV/margins.log" 2>&1; cp /tmp/margins/bench_dsr_gpu_margins.json "$DEV/" ;;
+    train-profile) python3 perf/bench_train_gpu.py --skip-naive --variants "${TRAIN_VARIANTS:-ckpt1,ckpt0.75}" \
+                     --profile --out /tmp/train2 > "$DEV/train2.log" 2>&1; cp /tmp/train2/report.json "$DEV/train2.json" ;;
     *) echo "unknown job $job" >> "$DEV/jobs.txt" ;;
   esac
   echo "$(date +%T) end $job rc=$?" >> "$DEV/jobs.txt"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,4 +165,39 @@ def analyse(trace_path: Path, top: int = 15) -> dict:
         "kernel_s_by_launch": dict(sorted(kernel_by_launcher.items(), key=lambda item: -item[1])),
         "ranges": counts, "kernels": len(kernels),
         "top_kernels": [{"name": name[:120], "seconds": round(s, 4), "calls": n} for name, (s, n) in heaviest],
+    }  # fmt: skip
+
+
+#: Kernel families by name, first match wins: attention before matrix products (flash kernels are CUTLASS too).
+FAMILIES = (
+    ("attention", re.compile(r"flash|fmha|sdpa|attention", re.I)),
+    ("matmul", re.compile(r"gemm|nvjet|wgmma|xmma|cublas|cutlass", re.I)),
+    ("fused (triton)", re.compile(r"^triton_")),
+    ("communication", re.compile(r"nccl", re.I)),
+)
+
+
+def kernel_families(trace_path: Path, top: int = 10) -> dict:
+    """GPU time of a trace by kernel family (attention, matrix products, Triton-fused, communication, the rest:
+    unfused pointwise, copies, reductions), with its share of the summed kernel time and the span's busy share."""
+    events = [e for e in _load(trace_path) if e.get("ph") == "X" and e.get("cat") == "kernel" and "dur" in e]
+    if not events:
+        return {"error": "no GPU kernel in the trace (was it a CUDA run?)"}
+    seconds = defaultdict(float)
+    by_kernel = defaultdict(float)
+    for e in events:
+        family = next((name for name, pattern in FAMILIES if pattern.search(e["name"])), "other (pointwise, copies)")
+        seconds[family] += float(e["dur"]) / 1e6
+        by_kernel[e["name"][:100]] += float(e["dur"]) / 1e6
+    total = sum(seconds.values())
+    start = min(float(e["ts"]) for e in events)
+    end = max(float(e["ts"]) + float(e["dur"]) for e in events)
+    size = max(1, int(-(-(end - start) // GRID_US)))
+    busy = _mask([(float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in events], start, size)
+    return {
+        "span_s": (end - start) / 1e6, "gpu_busy": float(busy.mean()), "kernel_s": total,
+        "families": {name: {"seconds": round(s, 4), "share": round(s / total, 4)}
+                     for name, s in sorted(seconds.items(), key=lambda item: -item[1])},
+        "top_kernels": [{"name": name, "seconds": round(s, 4)}
+                        for name, s in sorted(by_kernel.items(), key=lambda item: -item[1])[:top]],
     }  # fmt: skip
