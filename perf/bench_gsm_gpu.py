@@ -68,8 +68,9 @@ def gsm_flops(config, frames: int, height_patches: int, width_patches: int, text
     tokens = patches + 1 + encoder.num_register_tokens
     per_frame = layers * (2 * tokens * (4 * width * width + 2 * width * mlp) + 4 * tokens * tokens * width)
     per_frame += 2 * patches * 3 * encoder.patch_size**2 * width  # patch embedding
-    merged = frames * patches // 4
-    merger_in = 8 * width
+    units = config.vision_config.temporal_patch_size * config.vision_config.spatial_merge_size**2  # 2 x 2 x 2
+    merged = frames * patches // units  # one merged token per 2 frames x 2x2 patches (``GSM.regroup``)
+    merger_in = units * width
     hidden, inter = text.hidden_size, text.intermediate_size
     kv = text.num_key_value_heads * (hidden // text.num_attention_heads)
     queries = settings.num_queries
@@ -267,7 +268,9 @@ def main(argv=None):
     rate = {}
     for entry, run in report["models"].items():
         rate[entry] = run["steady_samples_per_s"] or run["samples_per_s"]
-        run["mfu"] = plain * rate[entry] / peak  # the plain model's FLOPs of a whole prompt: comparable across runs
+        # the plain model's FLOPs of the prompts computed (a shared run computes one whole prompt per prefill, and
+        # only the question's tokens for the others: counted as nothing, so this is a lower bound there)
+        run["mfu"] = plain * rate[entry] * run["prefills"] / run["samples"] / peak
     # the GSM against the plain model with the same prefix setting (the FLOP share is of whole prompts; with shared
     # prefixes both models' per-video work is shared alike, and the GSM's Q-Formers and 32 tokens stay per question)
     report["gsm_extra_time"] = {}
