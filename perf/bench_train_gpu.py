@@ -387,6 +387,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--workers", type=int, default=12, help="trainer: sample-preparing worker processes")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--prepare-only", action="store_true", help="write the data and model configuration, then stop")
     parser.add_argument("--profile", action="store_true", help="trainer: one more step under the torch profiler")
     parser.add_argument("--phase-timeout", type=float, default=480, help="seconds a phase may take")
     parser.add_argument("--peak-tflops", type=float, default=None, help="bf16 dense peak (default 989)")
@@ -423,6 +424,8 @@ def main(argv=None) -> dict:
         f"data ({args.questions} records over {args.videos} clips) and model config ready in "
         f"{time.perf_counter() - t0:.1f} s"
     )
+    if args.prepare_only:  # the data and the model configuration, for a run of `vdpm-harness train gsm` on them
+        return {"data": str(data), "model": str(model_dir)}
     report: dict = {"device": gpu, "peak_flops": peak, "torch": torch.__version__, "python": platform.python_version(),
                     "frames": args.frames, "smoke": args.smoke, "command": sys.argv, "trainer": {}}  # fmt: skip
     phases = ([] if args.skip_naive else ["naive"]) + args.variants.split(",")

@@ -10,6 +10,8 @@
 #   gsm-shared     the GSM with and without shared prefixes against the plain model with them (issues 11, 16)
 #   margins        shared against unshared prefixes at the first token: differing tokens and their margins (issue 16)
 #   train-profile  the trainer's variants with one profiled step and the optimizer's time (issue 12)
+#   train-cli      `vdpm-harness train gsm` itself at real size: 6 steps, checkpoints every 3, then the same command
+#                  again (issue 12)
 set -u
 DEV=${DEV:-/tmp/dev}
 WHL=${WHL:-.whl}
@@ -42,6 +44,14 @@ for job in "$@"; do
                > "$DEV/margins.log" 2>&1; cp /tmp/margins/bench_dsr_gpu_margins.json "$DEV/" ;;
     train-profile) python3 perf/bench_train_gpu.py --skip-naive --variants "${TRAIN_VARIANTS:-ckpt1,ckpt0.75}" \
                      --profile --out /tmp/train2 > "$DEV/train2.log" 2>&1; cp /tmp/train2/report.json "$DEV/train2.json" ;;
+    train-cli) python3 perf/bench_train_gpu.py --prepare-only --out /tmp/train > "$DEV/train-cli.log" 2>&1
+               for attempt in first again; do  # the second run of the same command finds the run finished
+                 python3 -m vdpm_harness train gsm --base /tmp/train/gsm-7b-random --train /tmp/train/data \
+                   --out /tmp/train-cli --max-steps 6 --no-progress --set model.random_weights=true \
+                   --set optimizer.state_dtype=bfloat16 --set save_every=3 --set compile=true \
+                   >> "$DEV/train-cli.log" 2>&1; echo "$attempt rc=$?" >> "$DEV/train-cli.log"
+               done
+               cp /tmp/train-cli/metrics.jsonl "$DEV/train-cli-metrics.jsonl"; ls -la /tmp/train-cli/* >> "$DEV/train-cli.log" ;;
     *) echo "unknown job $job" >> "$DEV/jobs.txt" ;;
   esac
   echo "$(date +%T) end $job rc=$?" >> "$DEV/jobs.txt"
