@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from vdpm_harness import hookimpl
+from vdpm_harness import hookimpl, safe_unzip
 from vdpm_harness.config import build_config
 from vdpm_harness.extract import extract_choice
 from vdpm_harness.interfaces import Model
@@ -659,9 +659,9 @@ def test_safe_unzip_refuses_paths_outside_the_folder(tmp_path):
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("dsr-bench/ok.mp4", b"x")
         zf.writestr("../escaped.txt", b"x")
-    assert table.safe_unzip(good, tmp_path / "out") == 1 and (tmp_path / "out/dsr-bench/clip.mp4").read_bytes() == b"x"
+    assert safe_unzip(good, tmp_path / "out") == 1 and (tmp_path / "out/dsr-bench/clip.mp4").read_bytes() == b"x"
     with pytest.raises(RuntimeError, match=r"unsafe path in the archive.*'\.\./escaped\.txt'"):
-        table.safe_unzip(bad, tmp_path / "out2")
+        safe_unzip(bad, tmp_path / "out2")
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "out2").exists()
 
 

@@ -80,7 +80,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Leaderboard", "Column", "Failed", "format_metric", "REGENERATE_COMMAND"], "leaderboard"),
     **dict.fromkeys(["interval_note", "MEAN_HEADER", "MEAN_NOTE", "BLIND_NOTE"], "leaderboard"),
     # files: atomic writes, checksummed data folders, the cache
-    **dict.fromkeys(["write_atomic", "file_digest", "building", "checksum_problems", "cache_root"], "store"),
+    **dict.fromkeys(
+        ["write_atomic", "file_digest", "building", "checksum_problems", "cache_root", "safe_unzip"], "store"
+    ),
     # processes and the OpenAI-compatible client shared by LLM-backed plugins
     **dict.fromkeys(["local_rank"], "distributed"),
     **dict.fromkeys(["ItemFiles", "ItemResults", "GenerationError"], "generation"),
@@ -172,5 +174,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .scene import ObjectTrack, SampledFrames, SceneTrack, SceneTrackError, TooFewFrames  # noqa: F401
     from .stats import UNCATEGORIZED, clustered_mean, summarize_accuracy  # noqa: F401
-    from .store import building, cache_root, checksum_problems, file_digest, write_atomic  # noqa: F401
+    from .store import building, cache_root, checksum_problems, file_digest, safe_unzip, write_atomic  # noqa: F401
     from .video import DecodedVideo, VideoError, VideoInfo, decode, probe, write_video  # noqa: F401

@@ -574,3 +574,23 @@ def checksum_problems(folder: str | Path, files: dict[str, str], hint: str) -> l
         for name, digest in files.items()
         if not (folder / name).is_file() or file_digest(folder / name) != digest
     ]
+
+
+def safe_unzip(archive: Path, dest: Path) -> int:
+    """Extract the zip ``archive`` into ``dest``, refusing (before writing anything) any member that would land
+    outside it (a RuntimeError naming the archive and the member). Returns the number of files written. (``tarfile``
+    has ``extractall(filter="data")`` for this; ``zipfile`` has no such filter.)"""
+    import zipfile
+
+    root = Path(dest).resolve()
+    with zipfile.ZipFile(archive) as zf:
+        members = [info for info in zf.infolist() if not info.is_dir()]
+        for info in members:
+            if not (root / info.filename).resolve().is_relative_to(root):
+                raise RuntimeError(f"{archive}: unsafe path in the archive, refusing to extract it: {info.filename!r}")
+        for info in members:
+            target = (root / info.filename).resolve()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return len(members)

@@ -44,11 +44,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tarfile
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from vdpm_harness import safe_unzip
 
 #: The hub dataset (``repo_type="dataset"``).
 HUB_ID = "TencentARC/DSR_Suite-Data"
@@ -123,16 +123,7 @@ def unpack_archives(folder: Path) -> list[str]:
     for archive in archives:
         dest = archive.parent.resolve()
         if _archive_kind(archive) == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                members = [info for info in zf.infolist() if not info.is_dir()]
-                for info in members:
-                    if not (dest / info.filename).resolve().is_relative_to(dest):
-                        raise RuntimeError(f"{archive}: unsafe path in the archive, not unpacked: {info.filename!r}")
-                for info in members:
-                    target = (dest / info.filename).resolve()
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
+            safe_unzip(archive, dest)
         else:
             with tarfile.open(archive) as tf:
                 try:

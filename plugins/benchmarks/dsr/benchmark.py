@@ -40,6 +40,7 @@ from vdpm_harness import (
     Strict,
     VideoPart,
     file_digest,
+    safe_unzip,
 )
 
 from .extraction import extract_dsr
@@ -61,7 +62,6 @@ from .table import (
     find_table,
     find_video_root,
     load,
-    safe_unzip,
 )
 
 #: the upstream decisions recorded beside the harness's (``detail[name]``): name -> (decision, accuracy metric)

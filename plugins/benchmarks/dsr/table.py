@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,23 +187,3 @@ def find_video_root(data_dir: Path, videos: set[str]) -> Path:
         if any((folder / video).is_file() for video in videos):
             return folder
     return next((folder for folder in candidates if folder.is_dir()), data_dir)
-
-
-def safe_unzip(archive: Path, dest: Path) -> int:
-    """Extract ``archive`` into ``dest``, refusing (before writing anything) any member that would land outside it.
-
-    Returns the number of files written.
-    """
-    root = dest.resolve()
-    with zipfile.ZipFile(archive) as zf:
-        members = [info for info in zf.infolist() if not info.is_dir()]
-        for info in members:
-            target = (root / info.filename).resolve()
-            if not target.is_relative_to(root):
-                raise RuntimeError(f"{archive}: unsafe path in the archive, refusing to extract it: {info.filename!r}")
-        for info in members:
-            target = (root / info.filename).resolve()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-    return len(members)
