@@ -30,6 +30,60 @@ from .store import (
 log = logging.getLogger(__name__)
 
 
+def request_job(item: WorkItem, backend: str | None) -> tuple:
+    """What a decode worker gets for one request (``prefetch.decode_request_job``): its video parts, each with its
+    frame policy, and the video backend."""
+    return [(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], backend
+
+
+def pending_items(items: list[WorkItem], done: dict[str, Prediction], retry_errors: bool) -> list[WorkItem]:
+    """The items that no stored record answers: none stored under their key, or an error with ``retry_errors``."""
+    return [
+        item for item in items
+        if (previous := done.get(item.key)) is None or (previous.status != "ok" and retry_errors)
+    ]  # fmt: skip
+
+
+class EarlyDecoding:
+    """The decoding of a pair's pending requests, started before its model loads (``Runner.run``), so that the
+    first requests' frames are ready when the model is: start-up costs the longer of the two, not their sum.
+
+    ``items`` are the requests as planned then; :meth:`Inference.media_stream` takes the results over for as long as
+    the run asks for the same requests in the same order, and decodes as usual from the first one that differs.
+    As a :class:`~vdpm_harness.prefetch.Prefetcher`, its workers stop when it is closed, at once when it is left by
+    an exception (Ctrl-C included) or closed with ``abort``.
+    """
+
+    def __init__(self, items: list[WorkItem], config: RunConfig):
+        from .prefetch import Prefetcher, decode_request_job
+
+        backend = config.video_backend
+        # as in media_stream: each run of equal jobs (a video's questions, planned together) is decoded once
+        self.jobs = [first for first, _ in itertools.groupby(request_job(item, backend) for item in items)]
+        self.taken = 0
+        self.prefetcher = Prefetcher(decode_request_job, workers=config.decode_workers, depth=config.prefetch)
+        self.results = self.prefetcher.start(self.jobs)
+
+    def expects(self, job: tuple) -> bool:
+        """Whether ``job`` is the next one this decoding has (or will have) the result of."""
+        return self.taken < len(self.jobs) and self.jobs[self.taken] == job
+
+    def take(self) -> Any:
+        """The next job's decoded videos, or the exception that stopped its decoding (waits for it)."""
+        _, result = next(self.results)
+        self.taken += 1
+        return result
+
+    def close(self, abort: bool = False) -> None:
+        self.prefetcher.close(abort=abort)
+
+    def __enter__(self) -> EarlyDecoding:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(abort=exc_type is not None)
+
+
 class Inference:
     """Runs the pending items of one pair through a model, writing each batch to the store as it completes."""
 
@@ -72,28 +126,47 @@ class Inference:
             created=now(),
         )
 
-    def media_stream(self, items: Iterator[WorkItem]) -> Iterator[tuple[WorkItem, Any]]:
-        """(item, decoded videos or the exception that stopped decoding), decoded ahead in worker processes."""
+    def media_stream(
+        self, items: Iterator[WorkItem], early: EarlyDecoding | None = None
+    ) -> Iterator[tuple[WorkItem, Any]]:
+        """(item, decoded videos or the exception that stopped decoding), decoded ahead in worker processes.
+
+        ``early``: the decoding started before the model loaded (:class:`EarlyDecoding`), whose results serve the
+        items while they are the requests it decodes; it is closed when this stream ends."""
         if not self.model.needs_frames or self.model.blind:
+            if early is not None:
+                early.close(abort=True)
             yield from ((item, []) for item in items)
             return
+        backend = self.config.video_backend
+        items = iter(items)
+        if early is not None:
+            with early:
+                decoded, result = None, None
+                for item in items:
+                    wanted = request_job(item, backend)
+                    if decoded is None or wanted != decoded:
+                        if not early.expects(wanted):  # not what was planned before the model loaded
+                            early.close(abort=True)
+                            items = itertools.chain([item], items)
+                            break
+                        decoded, result = wanted, early.take()
+                    yield item, result
+                else:  # decodings the run did not ask for (nothing in flight otherwise) are not waited for
+                    early.close(abort=early.taken < len(early.jobs))
+                    return
         from .prefetch import Prefetcher, decode_request_job
 
         ahead, behind = itertools.tee(items)
-        backend = self.config.video_backend
-
-        def job(item: WorkItem) -> tuple:
-            return [(p.video, p.frames.model_dump(mode="json")) for p in item.request.video_parts()], backend
-
         # neighbours asking about the same videos (a video's questions, planned together by group_by_prefix) share
         # one decoding: each run of equal jobs is decoded once, and the prefetcher keeps input order
-        jobs = (first for first, _ in itertools.groupby(map(job, ahead)))
+        jobs = (first for first, _ in itertools.groupby(request_job(item, backend) for item in ahead))
         workers, depth = self.config.decode_workers, self.config.prefetch
         with Prefetcher(decode_request_job, workers=workers, depth=depth) as prefetcher:
             results = prefetcher.map(jobs)
             decoded, result = None, None
             for item in behind:
-                if decoded is None or job(item) != decoded:
+                if decoded is None or request_job(item, backend) != decoded:
                     decoded, result = next(results)
                 yield item, result
 
@@ -125,22 +198,19 @@ class Inference:
 
     def run(
         self, items: list[WorkItem], progress: Progress | None = None, claims: WorkClaims | None = None,
-        done: dict[str, Prediction] | None = None, count_reused: bool = True,
+        done: dict[str, Prediction] | None = None, count_reused: bool = True, early: EarlyDecoding | None = None,
     ) -> None:  # fmt: skip
         """Answer every item not stored yet. With ``claims`` (data parallel), only the chunks this process claims.
 
         ``done`` is what was stored before this launch began (read now when not given): under ``torchrun`` every rank
         reads it before any rank infers, and only one rank counts it (``count_reused``), so the summed counts of the
-        ranks say each sample once (``new`` by the rank that answered it, ``reused`` by rank 0).
+        ranks say each sample once (``new`` by the rank that answered it, ``reused`` by rank 0). ``early``: the
+        decoding of these items started before the model loaded (:meth:`media_stream`).
         """
         done = self.store.load() if done is None else done
-        pending = []
-        for item in items:
-            previous = done.get(item.key)
-            if previous is not None and (previous.status == "ok" or not self.config.retry_errors):
-                self.counts["reused"] += count_reused
-            else:
-                pending.append(item)
+        pending = pending_items(items, done, self.config.retry_errors)
+        if len(pending) < len(items):
+            self.counts["reused"] += count_reused * (len(items) - len(pending))
         group_sizes = Counter(item.prefix for item in pending if item.prefix is not None)  # see opens_batch
         task = None
         if progress is not None:
@@ -218,7 +288,7 @@ class Inference:
         # not when the garbage collector gets to the generator
         with (
             ThreadPoolExecutor(1, thread_name_prefix="vdpm-stage") as stager,
-            closing(self.media_stream(runnable())) as stream,
+            closing(self.media_stream(runnable(), early)) as stream,
         ):
             for item, media in timed(stream):
                 if isinstance(media, Exception):

@@ -16,7 +16,7 @@ import copy
 import logging
 import traceback
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import RunConfig, mask_secrets, redact, secret_values
 from .distributed import Distributed, WorkClaims
-from .inference import Inference
+from .inference import EarlyDecoding, Inference, pending_items
 from .interfaces import Benchmark, Model
-from .planning import plan
+from .planning import WorkItem, plan
 from .plugins import Host, PluginError
 from .records import (
     BenchmarkResult,
@@ -58,6 +58,41 @@ class PairOutcome:
     counts: Counter = field(default_factory=Counter)
     #: Where this process's inference time went, in seconds (see ``Inference.timings``).
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EarlyPlan:
+    """A model's first pair planned before the model loads, with the decoding of its pending requests' frames
+    started (:class:`~vdpm_harness.inference.EarlyDecoding`), so that a run's start-up costs the longer of loading
+    and the first decodes rather than their sum. Nothing of it is stored: the pair itself (folder lock, run record,
+    stored keys, claims) runs after loading as before, and takes the items over only if the loaded model plans them
+    alike (:meth:`items_for`). Closing it stops its decode workers at once."""
+
+    benchmark: Benchmark
+    items: list[WorkItem]
+    fingerprint: str
+    blind: bool
+    decoding: EarlyDecoding | None = None
+
+    def items_for(self, benchmark: Benchmark, model: Model) -> list[WorkItem] | None:
+        """The items, if ``plan`` would make the same ones for ``benchmark`` now that ``model`` has loaded: what it
+        takes from the model is unchanged (the fingerprint in every result key, ``blind``, which strips the media,
+        and ``prefix_key``, which groups the items); else ``None``."""
+        if benchmark is not self.benchmark or model.fingerprint() != self.fingerprint or model.blind != self.blind:
+            return None
+        if any(item.prefix != model.prefix_key(item.request) for item in self.items if item.error is None):
+            return None
+        return self.items
+
+    def close(self) -> None:
+        if self.decoding is not None:
+            self.decoding.close(abort=True)
+
+    def __enter__(self) -> EarlyPlan:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -192,20 +227,26 @@ class Runner:
             progress = progress if self.dist.is_main else None
             for model_spec, model in models:
                 label = model_label(model, model_spec.label)
-                try:
-                    model.load()
-                except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
-                    error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
-                    self.console.print(f"[red]{escape(error)}[/red]", soft_wrap=True, highlight=False)
-                    for _, benchmark in benches:
-                        self.dist.barrier()  # keep step with the other ranks, which run this pair
-                        outcomes.append(PairOutcome(label, benchmark.id, error=error))
-                    continue
-                try:
-                    for bench_spec, benchmark in benches:
-                        outcomes.append(self.run_pair(model_spec, model, label, bench_spec, benchmark, judge, progress))
-                finally:
-                    model.close()
+                # the first pair planned and its frames decoding while the model loads; on every way out of this
+                # block (a failed load, Ctrl-C) its decode workers stop
+                with self._plan_early(model, label, benches) or nullcontext() as early:
+                    try:
+                        model.load()
+                    except Exception as exc:  # noqa: BLE001 - a model that cannot load fails its pairs, not the run
+                        error = redact(f"model '{label}' failed to load: {type(exc).__name__}: {exc}", self.secrets)
+                        self.console.print(f"[red]{escape(error)}[/red]", soft_wrap=True, highlight=False)
+                        for _, benchmark in benches:
+                            self.dist.barrier()  # keep step with the other ranks, which run this pair
+                            outcomes.append(PairOutcome(label, benchmark.id, error=error))
+                        continue
+                    try:
+                        for index, (bench_spec, benchmark) in enumerate(benches):
+                            first = early if index == 0 else None
+                            outcomes.append(
+                                self.run_pair(model_spec, model, label, bench_spec, benchmark, judge, progress, first)
+                            )
+                    finally:
+                        model.close()
         results = [o.result for o in outcomes if o.result is not None]
         if self.dist.is_main:
             if results:
@@ -215,17 +256,41 @@ class Runner:
         self.dist.close()
         return outcomes
 
-    def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress) -> PairOutcome:
+    def _plan_early(self, model: Model, label: str, benches) -> EarlyPlan | None:
+        """The model's first pair planned before the model loads, with the decoding of its pending requests started
+        (:class:`EarlyPlan`). ``None`` under torchrun (which requests a rank decodes depends on the chunks it claims
+        as it goes) and where planning fails (the pair meets the failure again after loading and reports it)."""
+        if self.dist.active or not benches:
+            return None
+        bench_spec, benchmark = benches[0]
+        try:
+            items = plan(benchmark, model, self.samples(benchmark), bench_spec.frames)
+            early = EarlyPlan(benchmark, items, model.fingerprint(), model.blind)
+            if model.needs_frames and not model.blind and self.config.decode_workers > 0:
+                done = PredictionStore(self.out / label / benchmark.id, shard=self.dist.shard()).load()
+                pending = pending_items(early.items, done, self.config.retry_errors)
+                todo = [item for item in pending if item.error is None]  # a resumed run may have nothing to decode
+                if todo:
+                    early.decoding = EarlyDecoding(todo, self.config)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.debug("planning %s before the model loads failed", benchmark.id, exc_info=True)
+            return None
+        return early
+
+    def run_pair(self, model_spec, model, label, bench_spec, benchmark, judge, progress, early=None) -> PairOutcome:
         """Infer on every rank, then (after one barrier) score and report on rank 0.
 
         Rank 0 holds the pair folder's :class:`~vdpm_harness.store.FolderLock` from before inference until the
         results are written: another run on the same folder stops with a message naming this one, instead of
-        computing every sample again beside it.
+        computing every sample again beside it. ``early``: the pair as planned before the model loaded
+        (:class:`EarlyPlan`), its decode workers stopped when the pair ends.
         """
-        with ExitStack() as held:  # the folder lock, released on every way out
-            return self._run_pair(held, model_spec, model, label, bench_spec, benchmark, judge, progress)
+        with ExitStack() as held:  # the folder lock and the early decoding, released on every way out
+            if early is not None:
+                held.callback(early.close)
+            return self._run_pair(held, model_spec, model, label, bench_spec, benchmark, judge, progress, early)
 
-    def _run_pair(self, held: ExitStack, model_spec, model, label, bench_spec, benchmark, judge, progress):
+    def _run_pair(self, held: ExitStack, model_spec, model, label, bench_spec, benchmark, judge, progress, early):
         folder = self.out / label / benchmark.id
         outcome = PairOutcome(label, benchmark.id)
         try:
@@ -250,12 +315,17 @@ class Runner:
                 raise refusal
             if verdicts:
                 raise PairRefused(verdicts[0])
-            items = plan(benchmark, model, samples, bench_spec.frames)
+            items = early.items_for(benchmark, model) if early is not None else None
+            if items is None:
+                if early is not None:  # loading changed what the model plans: what was decoded early is not wanted
+                    early.close()
+                items, early = plan(benchmark, model, samples, bench_spec.frames), None
             claims = None
             if self.dist.active:
                 claims = WorkClaims(folder, self.dist.launch_id, chunk_size=max(2 * model.batch_size, 4))
             inference = Inference(model, benchmark, store, self.config, self.secrets)
-            inference.run(items, progress, claims, done=done, count_reused=self.dist.is_main)
+            inference.run(items, progress, claims, done=done, count_reused=self.dist.is_main,
+                          early=early.decoding if early is not None else None)  # fmt: skip
             outcome.counts = inference.counts
             outcome.timings = {k: round(v, 3) for k, v in sorted(inference.timings.items())}
         except PluginError:

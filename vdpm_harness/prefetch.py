@@ -181,7 +181,8 @@ class Prefetcher:
             return exc
 
     def map(self, items: Iterable) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(item, result or exception)`` for each item, in input order, reading ``items`` lazily."""
+        """Yield ``(item, result or exception)`` for each item, in input order, reading ``items`` lazily (nothing is
+        read or submitted before the first result is asked for)."""
         if self.workers == 0:
             for item in items:
                 try:
@@ -189,21 +190,35 @@ class Prefetcher:
                 except Exception as exc:
                     yield item, exc
             return
-        source = iter(items)
-        pending: deque[tuple[Any, Future, int]] = deque()  # (item, future, pool generation) in input order
+        yield from self._results(iter(items), deque())
 
-        def fill() -> None:
-            # No new work while items of a crashed pool wait to be rerun alone.
-            if any(generation != self._generation for _, _, generation in pending):
+    def start(self, items: Iterable) -> Iterator[tuple[Any, Any]]:
+        """:meth:`map`, with the first ``depth`` items submitted now rather than at the first ``next``: the workers
+        run them while the caller does something else (the harness loads its model). Inline (``workers=0``) nothing
+        can run ahead, and this is :meth:`map`."""
+        if self.workers == 0:
+            return self.map(items)
+        source: Iterator = iter(items)
+        pending: deque[tuple[Any, Future, int]] = deque()
+        self._fill(source, pending)
+        return self._results(source, pending)
+
+    def _fill(self, source: Iterator, pending: deque) -> None:
+        """Submit items of ``source`` until ``depth`` are in flight. No new work while items of a crashed pool wait
+        to be rerun alone."""
+        if any(generation != self._generation for _, _, generation in pending):
+            return
+        while len(pending) < self.depth:
+            item = next(source, _END)
+            if item is _END:
                 return
-            while len(pending) < self.depth:
-                item = next(source, _END)
-                if item is _END:
-                    return
-                pending.append((item, self._submit(item), self._generation))
+            pending.append((item, self._submit(item), self._generation))
 
+    def _results(self, source: Iterator, pending: deque) -> Iterator[tuple[Any, Any]]:
+        """The results of ``pending`` (``(item, future, pool generation)`` in input order), then of the rest of
+        ``source``, submitted as results are taken."""
         try:
-            fill()
+            self._fill(source, pending)
             while pending:
                 item, future, generation = pending.popleft()
                 try:
@@ -215,7 +230,7 @@ class Prefetcher:
                 except Exception as exc:
                     result = exc
                 yield item, result
-                fill()
+                self._fill(source, pending)
         finally:
             # The futures still pending are dropped, never cancelled: a cancelled future that the pool's manager later
             # fails (a worker died) crashes that thread before 3.12 (python/cpython#107219). Their work is at most
