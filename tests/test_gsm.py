@@ -19,6 +19,7 @@ pytest.importorskip("transformers")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from vdpm_harness import dinov2  # noqa: E402
 from vdpm_harness.interfaces import PreparedRequest  # noqa: E402
 from vdpm_harness.records import FramePolicy, GenerationSettings, ImagePart, Message, Request, TextPart  # noqa: E402
 from vdpm_harness.video import write_video  # noqa: E402
@@ -195,7 +196,7 @@ def test_the_pi3_encoder_layout_maps_onto_dinov2_with_registers():
     assert pi3.missing_keys(expected, mapped) == [] and set(expected) - set(mapped) == set(pi3.UNUSED)
     assert set(mapped) <= set(expected)
     assert all(mapped[k].shape == expected[k].shape for k in mapped)
-    back = pi3.to_pi3(mapped)
+    back = dinov2.to_dinov2(mapped)
     assert set(back) == set(encoder) and all(back[k].shape == encoder[k].shape for k in back)
     assert pi3.map_pi3_encoder({"blocks.0.attn.qkv.weight": torch.empty(6, 2), "head.weight": torch.empty(1)})[1] == [
         "head.weight"]  # fmt: skip
@@ -210,7 +211,7 @@ def test_a_tiny_encoder_gives_the_same_features_through_the_harness_as_through_t
     gsm = model._model.gsm
     torch.manual_seed(3)
     reference = Dinov2WithRegistersModel(gsm.spatial_encoder.config).eval()
-    pi3_layout = pi3.to_pi3(reference.state_dict())
+    pi3_layout = dinov2.to_dinov2(reference.state_dict())
     mapped, unexpected = pi3.map_pi3_encoder(pi3_layout)
     assert unexpected == []
     saved = {k: v.clone() for k, v in gsm.spatial_encoder.state_dict().items()}

@@ -92,8 +92,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["mask_url_credentials"], "config"),
     **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
 }
-#: public modules: ``from vdpm_harness import geometry``
-_MODULES = ("geometry", "video")
+#: public modules: ``from vdpm_harness import geometry`` (``dinov2``: the DINOv2 encoder's key map)
+_MODULES = ("dinov2", "geometry", "video")
 
 __all__ = ["hookimpl", "__version__", *_EXPORTS, *_MODULES]
 
@@ -113,7 +113,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from . import geometry, video  # noqa: F401
+    from . import dinov2, geometry, video  # noqa: F401
     from .config import CommandLineOptions, mask_url_credentials  # noqa: F401
     from .distributed import local_rank  # noqa: F401
     from .extract import ChoiceRules, extract_choice, option_text, visible_text  # noqa: F401

@@ -3,43 +3,18 @@ upstream ``example.py``) mapped onto this package's network.
 
 Outside the encoder the names are the same (this package's modules use the checkpoint's names). The encoder is
 DINOv2 code in the checkpoint (``encoder.blocks.i.attn.qkv`` and so on, facebookresearch/dinov2
-``dinov2/models/vision_transformer.py``) and transformers' ``Dinov2WithRegistersModel`` here:
-
-=====================================  =========================================================================
-checkpoint (``encoder.`` + ...)        here (``encoder.`` + ...)
-=====================================  =========================================================================
-``cls_token``                          ``embeddings.cls_token``
-``register_tokens``                    ``embeddings.register_tokens``
-``pos_embed``                          ``embeddings.position_embeddings``
-``patch_embed.proj.{weight,bias}``     ``embeddings.patch_embeddings.projection.{weight,bias}``
-``norm.{weight,bias}``                 ``layernorm.{weight,bias}``
-``blocks.i.attn.qkv.{weight,bias}``    thirds along dim 0: ``encoder.layer.i.attention.{q,k,v}_proj.{weight,bias}``
-``blocks.i.attn.proj.*``               ``encoder.layer.i.attention.o_proj.*``
-``blocks.i.ls1.gamma`` / ``ls2``       ``encoder.layer.i.layer_scale1.lambda1`` / ``layer_scale2``
-``blocks.i.{norm1,norm2,mlp.fc1,mlp.fc2}.*``  the same names under ``encoder.layer.i.``
-=====================================  =========================================================================
+``dinov2/models/vision_transformer.py``) and transformers' ``Dinov2WithRegistersModel`` here, without its mask token;
+the key map between the two is the core's :mod:`vdpm_harness.dinov2` (the GSM of ``models/qwen25vl`` uses it too).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 
-#: checkpoint name (after ``encoder.``) -> name in transformers' model, for the parameters outside the blocks
-_ENCODER_TOP = {
-    "cls_token": "embeddings.cls_token",
-    "register_tokens": "embeddings.register_tokens",
-    "pos_embed": "embeddings.position_embeddings",
-    "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-    "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-    "norm.weight": "layernorm.weight",
-    "norm.bias": "layernorm.bias",
-}
-_BLOCK = re.compile(r"blocks\.(\d+)\.(.+)")
-_BLOCK_RENAMES = {"attn.proj.": "attention.o_proj.", "ls1.gamma": "layer_scale1.lambda1",
-                  "ls2.gamma": "layer_scale2.lambda1"}  # fmt: skip
+from vdpm_harness import dinov2
+
 DEFAULT_FILE = "model.safetensors"
 
 
@@ -50,56 +25,22 @@ def official_to_model(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
         if not key.startswith("encoder."):
             out[key] = value
             continue
-        name = key.removeprefix("encoder.")
-        if name in _ENCODER_TOP:
-            out[f"encoder.{_ENCODER_TOP[name]}"] = value
-            continue
-        match = _BLOCK.fullmatch(name)
-        if match is None:
+        converted = dinov2.to_transformers(key.removeprefix("encoder."), value)
+        if not converted:
             raise KeyError(f"Pi3 checkpoint: unexpected encoder entry {key}")
-        layer, rest = match.groups()
-        prefix = f"encoder.encoder.layer.{layer}."
-        if rest.startswith("attn.qkv."):
-            kind = rest.removeprefix("attn.qkv.")
-            for part, chunk in zip(("q", "k", "v"), value.chunk(3, dim=0)):
-                out[f"{prefix}attention.{part}_proj.{kind}"] = chunk
-            continue
-        for old, new in _BLOCK_RENAMES.items():
-            if rest.startswith(old):
-                rest = new + rest.removeprefix(old)
-                break
-        out[prefix + rest] = value
+        out.update({f"encoder.{name}": tensor for name, tensor in converted.items()})
     return out
 
 
 def model_to_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inverse of :func:`official_to_model` (the layout a strict ``Pi3().load_state_dict`` accepts)."""
-    top = {new: old for old, new in _ENCODER_TOP.items()}
-    blocks = {new: old for old, new in _BLOCK_RENAMES.items()}
-    out, qkv = {}, {}
-    for key, value in state.items():
-        if not key.startswith("encoder."):
-            out[key] = value
-            continue
-        name = key.removeprefix("encoder.")
-        if name in top:
-            out[f"encoder.{top[name]}"] = value
-            continue
-        match = re.fullmatch(r"encoder\.layer\.(\d+)\.(.+)", name)
-        if match is None:
-            raise KeyError(f"Pi3 model: unexpected encoder entry {key}")
-        layer, rest = match.groups()
-        part = re.fullmatch(r"attention\.([qkv])_proj\.(weight|bias)", rest)
-        if part:
-            qkv.setdefault((layer, part.group(2)), {})[part.group(1)] = value
-            continue
-        for new, old in blocks.items():
-            if rest.startswith(new):
-                rest = old + rest.removeprefix(new)
-                break
-        out[f"encoder.blocks.{layer}.{rest}"] = value
-    for (layer, kind), parts in qkv.items():
-        out[f"encoder.blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    out = {key: value for key, value in state.items() if not key.startswith("encoder.")}
+    encoder = {key.removeprefix("encoder."): value for key, value in state.items() if key.startswith("encoder.")}
+    try:
+        official = dinov2.to_dinov2(encoder)
+    except ValueError as exc:
+        raise KeyError(f"Pi3 model: {exc}") from exc
+    out.update({f"encoder.{name}": tensor for name, tensor in official.items()})
     return out
 
 

@@ -40,6 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vdpm_harness import dinov2
+
 from .. import checkpoints as qwen_checkpoints
 from . import pi3
 from .settings import GSMSettings, settings_for_tokenizer
@@ -69,7 +71,7 @@ def parameter_names(key: str) -> list[str] | None:
     """The model parameters one checkpoint key feeds (three for the encoder's fused ``qkv``); ``None`` when it feeds
     none."""
     if key.startswith(ENCODER_KEY):
-        names = pi3.transformers_names(key[len(ENCODER_KEY) :])
+        names = dinov2.transformers_names(key[len(ENCODER_KEY) :])
         return None if names is None else [ENCODER_PARAM + n for n in names]
     for name in GSM_NAMES:
         if key == f"visual.{name}" or key.startswith(f"visual.{name}."):
@@ -88,7 +90,7 @@ def parameter_names(key: str) -> list[str] | None:
 def checkpoint_name(parameter: str) -> str:
     """The released-layout key of a model parameter (the encoder's ``q/k/v`` as the fused ``qkv``)."""
     if parameter.startswith(ENCODER_PARAM):
-        return ENCODER_KEY + pi3.pi3_name(parameter[len(ENCODER_PARAM) :])
+        return ENCODER_KEY + dinov2.dinov2_name(parameter[len(ENCODER_PARAM) :])
     if parameter.startswith("model.gsm."):
         return "visual." + parameter[len("model.gsm.") :]
     if parameter.startswith("model.visual."):
@@ -111,7 +113,7 @@ def released_state(model) -> dict[str, Any]:
                 out[key] = tensor
         else:
             out[checkpoint_name(key)] = tensor
-    out.update({ENCODER_KEY + k: v for k, v in pi3.to_pi3(encoder).items()})
+    out.update({ENCODER_KEY + k: v for k, v in dinov2.to_dinov2(encoder).items()})
     return {k: v.detach().contiguous() for k, v in out.items()}
 
 
@@ -237,7 +239,7 @@ def load_weights(folder: str | os.PathLike, model) -> None:
         mapped = {}
         for key, tensor in load_file(str(path), device=str(device)).items():
             if key.startswith(ENCODER_KEY):
-                converted = pi3.to_transformers(key[len(ENCODER_KEY) :], tensor)
+                converted = dinov2.to_transformers(key[len(ENCODER_KEY) :], tensor)
                 mapped.update({ENCODER_PARAM + k: v for k, v in converted.items()})
             else:
                 mapped[parameter_names(key)[0]] = tensor
