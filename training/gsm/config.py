@@ -43,9 +43,9 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from vdpm_harness.config import ConfigError, _describe, load_config_file, parse_value, validate_strictly
 from vdpm_harness.records import FramePolicy, Strict, stable_hash
@@ -59,6 +59,15 @@ TRAIN_FRAMES = FramePolicy(nframes=32, sampler="floor", min_pixels=784, max_pixe
 #: transformers' ``Trainer.get_decay_parameter_names``, which the original's ``create_optimizer`` used; :mod:`.groups`
 #: also spares every parameter of a normalisation layer, which these names miss for ``norm1``, ``norm2`` and ``ln_q``.
 NO_DECAY_PATTERNS = (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
+
+
+def _split_commas(value: Any) -> Any:
+    """``"a,b"`` as ``["a", "b"]`` (a command-line text); a list as it is."""
+    return [v for v in value.split(",") if v] if isinstance(value, str) else value
+
+
+#: A list of names or paths that may also be given as one comma-separated text.
+CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
 
 
 class ModelSection(Strict):
@@ -79,7 +88,7 @@ class ModelSection(Strict):
 class DataSection(Strict):
     """Training records, frames, prompts and lengths."""
 
-    train: list[str] = Field(default_factory=list, description="folders or files of training records (--train)")
+    train: CommaList = Field(default_factory=list, description="folders or files of training records (--train)")
     frames: FramePolicy = TRAIN_FRAMES
     #: How a record's question is put to the model: ``record`` = the human turn as written (the original's training
     #: text, ``<video>\\n{question}\\nOptions:\\nA ...``); ``vlmevalkit`` / ``dsr_fork`` = the question and options in
@@ -89,13 +98,6 @@ class DataSection(Strict):
     decode_workers: int = Field(default=4, ge=0, description="worker processes preparing samples ahead")
     prefetch: int = Field(default=16, ge=1, description="samples prepared ahead")
     video_backend: str | None = None
-
-    @field_validator("train", mode="before")
-    @classmethod
-    def _comma_list(cls, value):
-        if isinstance(value, str):
-            return [v for v in value.split(",") if v]
-        return value
 
 
 class GroupSpec(Strict):
@@ -148,7 +150,7 @@ class ScheduleSection(Strict):
 class EvalSection(Strict):
     """Evaluation of the final checkpoint through the harness (``vdpm-harness run``), beside the base model."""
 
-    benches: list[str] = Field(default_factory=list)
+    benches: CommaList = Field(default_factory=list)
     out: str = "results"
     base: bool = Field(default=True, description="also evaluate the base model (stored results are reused)")
     limit: int | None = Field(default=None, ge=1)
@@ -156,13 +158,6 @@ class EvalSection(Strict):
     bench_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     decode_workers: int = Field(default=2, ge=0)
     label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]*$")
-
-    @field_validator("benches", mode="before")
-    @classmethod
-    def _comma_list(cls, value):
-        if isinstance(value, str):
-            return [v for v in value.split(",") if v]
-        return value
 
 
 class GuardSection(Strict):
