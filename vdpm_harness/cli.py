@@ -352,12 +352,17 @@ def _pull_dataset(dataset: Dataset, to: str | None) -> NoReturn:
     except (OSError, RuntimeError, ValueError) as exc:
         fail(f"{dataset.name}: download failed, {folder} left as it was: {exc}")
     problems = dataset.verify(folder)
-    for problem in problems:
-        console.print(f"[red]{escape(problem)}[/red]", soft_wrap=True, highlight=False)
-    click.echo(f"{dataset.name}: data in {folder}" + (f" with {len(problems)} problems" if problems else ", verified"))
+    _report_pulled(dataset.name, folder, problems)
     if dataset.usage:
         click.echo("use it: " + dataset.usage.format(folder=folder))
     sys.exit(1 if problems else 0)
+
+
+def _report_pulled(name: str, folder: Path | str, problems: list[str]) -> None:
+    """What ``data pull`` says after a download: each problem of the verification, then where the data is."""
+    for problem in problems:
+        console.print(f"[red]{escape(problem)}[/red]", soft_wrap=True, highlight=False)
+    click.echo(f"{name}: data in {folder}" + (f" with {len(problems)} problems" if problems else ", verified"))
 
 
 @data.command(cls=PullCommand)
@@ -394,9 +399,7 @@ def pull(name, to, bench_arg):
     except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
         fail(f"{benchmark.id}: download failed: {exc}")
     problems = benchmark.verify()
-    for problem in problems:
-        console.print(f"[red]{escape(problem)}[/red]", soft_wrap=True, highlight=False)
-    click.echo(f"{benchmark.id}: data in {to}" + (f" with {len(problems)} problems" if problems else ", verified"))
+    _report_pulled(benchmark.id, to, problems)
     sys.exit(1 if problems else 0)
 
 
