@@ -237,7 +237,7 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
         "data.train": [str(data)], "data.frames": args.frames, "data.decode_workers": args.workers,
         "data.prefetch": max(2 * args.workers, args.batch_size * 2), "batch_size": args.batch_size,
         "pack_tokens": args.pack_tokens, "data.max_seq_length": min(8192, args.pack_tokens),
-        "activation_checkpointing": args.checkpointing, "compile": args.compile,
+        "activation_checkpointing": args.checkpointing, "compile": args.compile, "kernels": args.kernels,
         "precision": "fp32" if args.smoke else "bf16", "optimizer.state_dtype": "bfloat16",
         "schedule.max_steps": steps + args.profile, "save_every": 0, "device": "cpu" if args.smoke else "cuda",
     })  # fmt: skip
@@ -304,7 +304,8 @@ def run_trainer(model_dir: Path, data: Path, out: Path, args, peak: float) -> di
         "setup": {"processes": world.size, "fsdp2": True, "master_weights": "float32", "compute": config.precision,
                   "adamw_moments": config.optimizer.state_dtype, "batch_size": config.batch_size,
                   "pack_tokens": config.pack_tokens, "activation_checkpointing": config.activation_checkpointing,
-                  "checkpointed_layers": len(trainer.checkpointed), "compile": config.compile},
+                  "checkpointed_layers": len(trainer.checkpointed), "compile": config.compile,
+                  "kernels": trainer.kernels},
     })  # fmt: skip
     parallel.leave(world)
     return result
@@ -330,11 +331,14 @@ def profile_step(trainer, step: int, samples, trace: Path, device) -> dict:
 
 def variant_settings(name: str) -> dict:
     """A trainer variant's settings from its name: ``ckpt<share>`` (the share of decoder layers recomputed) with
-    ``+compile`` (torch.compile the decoder layers), e.g. ``ckpt1``, ``ckpt0.5``, ``ckpt1+compile``."""
+    ``+compile`` (torch.compile the decoder layers) and ``+liger`` (Liger Kernel's fused RMSNorm, SwiGLU and rotary
+    embedding: ``kernels = "liger"``), e.g. ``ckpt1``, ``ckpt0.5``, ``ckpt1+compile``, ``ckpt1+liger+compile``."""
     base, *flags = name.split("+")
-    if not base.startswith("ckpt") or set(flags) - {"compile"}:
-        raise SystemExit(f"unknown trainer variant {name!r}: expected ckpt<share>[+compile], e.g. ckpt1+compile")
-    return {"checkpointing": float(base.removeprefix("ckpt")), "compile": "compile" in flags}
+    if not base.startswith("ckpt") or set(flags) - {"compile", "liger"}:
+        raise SystemExit(f"unknown trainer variant {name!r}: expected ckpt<share>[+compile][+liger], "
+                         "e.g. ckpt1+compile")  # fmt: skip
+    return {"checkpointing": float(base.removeprefix("ckpt")), "compile": "compile" in flags,
+            "kernels": "liger" if "liger" in flags else "torch"}  # fmt: skip
 
 
 def run_phase(phase: str, args, model_dir: Path, data: Path, device, peak: float) -> dict:
@@ -345,7 +349,7 @@ def run_phase(phase: str, args, model_dir: Path, data: Path, device, peak: float
         if phase == "naive":
             return run_naive(model_dir, data, args, device, peak)
         settings = variant_settings(phase)
-        args.checkpointing, args.compile = settings["checkpointing"], settings["compile"]
+        args.checkpointing, args.compile, args.kernels = (settings[k] for k in ("checkpointing", "compile", "kernels"))
         return run_trainer(model_dir, data, args.out / phase, args, peak)
     except BaseException as exc:  # noqa: BLE001 - the report says how the phase failed (OOM included)
         log(f"{phase} failed: {type(exc).__name__}: {exc}")
@@ -383,7 +387,7 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--variants",
         default="ckpt1",
-        help="trainer variants, in order: ckpt<share of decoder layers recomputed>[+compile]",
+        help="trainer variants, in order: ckpt<share of decoder layers recomputed>[+compile][+liger]",
     )
     parser.add_argument("--workers", type=int, default=12, help="trainer: sample-preparing worker processes")
     parser.add_argument("--skip-naive", action="store_true")

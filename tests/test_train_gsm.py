@@ -177,6 +177,32 @@ def test_adamw_with_float32_moments_is_torchs_and_bfloat16_moments_stay_close():
     assert half.state[params["bf16"][0]]["exp_avg"].dtype == torch.bfloat16
 
 
+def test_the_compiled_adamw_update_computes_the_eager_one():
+    """The one-kernel update the trainer compiles on CUDA (here compiled for the CPU, which Inductor also targets)
+    against the eager path it replaces, bf16 moments and float32 masters, over steps whose rates change."""
+    torch.manual_seed(1)
+    start = [torch.randn(6, 9), torch.randn(13), torch.randn(4, 4)[:, :2]]  # the last not contiguous: eager
+    params = {name: [torch.nn.Parameter(t.clone()) for t in start] for name in ("eager", "compiled")}
+    made = {name: optim.AdamW([{"params": ps[:2], "lr": 1e-2, "weight_decay": 0.1}, {"params": ps[2:], "lr": 3e-3}],
+                              state_dtype=torch.bfloat16, compiled=name == "compiled")
+            for name, ps in params.items()}  # fmt: skip
+    for step in range(4):
+        grads = [torch.randn_like(t) for t in start]
+        for name, opt in made.items():
+            for g in opt.param_groups:
+                g["lr"] = (1e-2 if g is opt.param_groups[0] else 3e-3) / (step + 1)
+            for p, g in zip(params[name], grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(params["eager"], params["compiled"]):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+    for a, b in zip(params["eager"], params["compiled"]):
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(made["compiled"].state[b][key], made["eager"].state[a][key], rtol=1e-2,
+                                       atol=1e-6)  # fmt: skip
+    assert optim._compiled_update is not None  # the compiled path ran
+
+
 # --- groups, samples, packs ---------------------------------------------------------------------------------------
 
 

@@ -183,7 +183,11 @@ class TrainConfig(Strict):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda)$")
     #: Share of the language model's layers whose activations are recomputed in the backward pass (0: none).
     activation_checkpointing: float = Field(default=1.0, ge=0, le=1)
-    compile: bool = Field(default=False, description="torch.compile the language model's layers (CUDA)")
+    compile: bool = Field(default=False, description="torch.compile the decoder layers, the frozen towers' blocks and "
+                          "the AdamW update (CUDA)")  # fmt: skip
+    kernels: Literal["torch", "liger"] = Field(
+        default="torch", description="PyTorch's kernels, or Liger Kernel's fused RMSNorm, SwiGLU and rotary "
+        "embedding (CUDA; pip install liger-kernel)")  # fmt: skip
     save_every: int = Field(default=100, ge=0, description="steps between checkpoints (0: only the final one)")
     keep_checkpoints: int = Field(default=3, ge=1, description="step checkpoints kept (the final one always)")
     save_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -203,7 +207,7 @@ class TrainConfig(Strict):
     #: Settings that change neither the weights nor the data order (changing them keeps a run resumable).
     NOT_RESULTS: ClassVar[tuple[str, ...]] = (
         "out", "data.decode_workers", "data.prefetch", "data.video_backend", "save_every", "keep_checkpoints",
-        "log_every", "eval", "guard", "compile", "model.local_files_only",
+        "log_every", "eval", "guard", "compile", "kernels", "model.local_files_only",
     )  # fmt: skip
 
     def results_identity(self) -> dict[str, Any]:

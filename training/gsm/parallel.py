@@ -12,7 +12,9 @@ GPUs; a group of one without ``torchrun``) and ``torch.distributed.fsdp.fully_sh
   gradients of a step's packs accumulating in float32; the inputs are not cast (pixels stay float32, as the model
   reads them at evaluation);
 * activation checkpointing (``activation_checkpointing``: the share of decoder layers, spread evenly) recomputes a
-  layer's activations in the backward pass; the frozen towers keep none (no input of theirs requires a gradient).
+  layer's activations in the backward pass; the frozen towers keep none (no input of theirs requires a gradient);
+* with ``compile``, each decoder layer, vision block and Pi3 encoder block is ``torch.compile``-d on its own (dynamic
+  shapes: one graph for every pack length), before ``fully_shard``, as FSDP2's per-block compilation expects.
 
 With several processes the parameters, gradients and AdamW states are sharded over them; with one, FSDP2 keeps the
 float32 masters and the bfloat16 compute copies of one unit at a time. Gradients are sums over the processes
@@ -146,9 +148,10 @@ def shard(wrapper: nn.Module, world: World, precision: str, *, compile_layers: b
                                       cast_forward_inputs=False)  # fmt: skip
     else:
         policy = MixedPrecisionPolicy(cast_forward_inputs=False)
-    if compile_layers:
-        for layer in wrapper.model.model.language_model.layers:
-            layer.compile(dynamic=True)
+    if compile_layers:  # the decoder layers and the frozen towers' blocks, each one graph for every length
+        inner = wrapper.model.model
+        for block in (*inner.language_model.layers, *inner.visual.blocks, *inner.gsm.spatial_encoder.encoder.layer):
+            block.compile(dynamic=True)
     for unit in units(wrapper.model):
         fully_shard(unit, mesh=mesh, mp_policy=policy)
     fully_shard(wrapper, mesh=mesh, mp_policy=policy)

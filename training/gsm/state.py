@@ -9,8 +9,11 @@ A checkpoint is ``OUT/checkpoints/step-NNNNNN/``:
   base), which the plugin reports in every run record;
 * ``training.json``: the run id, the step, the resolved configuration, the data's digest, counters; written last, so
   a folder without it is incomplete;
-* ``state/``: the float32 master weights and the AdamW state, sharded as they are in training
-  (``torch.distributed.checkpoint``; it reshards on load, so a run may resume with another process count).
+* ``state/``: the float32 master weights of the trained parameters and the AdamW state, sharded as they are in
+  training (``torch.distributed.checkpoint``; it reshards on load, so a run may resume with another process count).
+  The frozen parameters (the Qwen ViT, the Pi3 encoder) are not in it: they never change, a rerun loads them from the
+  base as the first run did (the base is part of the run's identity), and the safetensors hold them for evaluation.
+  For the 7B recipe that leaves 3.7 GB of float32 copies out; for a run that trains only the GSM and the merger, 33 GB.
 
 A checkpoint is written into ``.step-NNNNNN.partial`` and renamed when complete, so ``kill -9`` at any moment leaves
 the previous checkpoints intact; a rerun of the same command resumes from the newest complete one at the step after
@@ -32,6 +35,7 @@ import torch.distributed as dist
 from vdpm_harness.store import write_atomic
 from vdpm_harness_plugins.models.qwen25vl.gsm import checkpoints as gsm_checkpoints
 
+from .groups import canonical
 from .parallel import World
 
 CHECKPOINTS = "checkpoints"
@@ -83,6 +87,14 @@ def full_weights(wrapper, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
 
 
+def _trained_only():
+    """The state-dict options of ``state/``: the trained parameters only; loading leaves the frozen ones as they are
+    (checked by :func:`load`)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(ignore_frozen_params=True, strict=False)
+
+
 def save(out: Path, step: int, wrapper, optimizer, world: World, processor, record: dict[str, Any], *,
          dtype: torch.dtype, keep: int) -> Path:  # fmt: skip
     """Write the checkpoint of ``step`` (every rank calls this); returns its folder."""
@@ -96,7 +108,7 @@ def save(out: Path, step: int, wrapper, optimizer, world: World, processor, reco
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     world.barrier()
-    model_state, optim_state = get_state_dict(wrapper, optimizer)
+    model_state, optim_state = get_state_dict(wrapper, optimizer, options=_trained_only())
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(staging / STATE_FOLDER))
     weights = full_weights(wrapper, dtype)
     if world.is_main:
@@ -139,10 +151,17 @@ def load(folder: Path, wrapper, optimizer) -> dict[str, Any]:
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    model_state, optim_state = get_state_dict(wrapper, optimizer)
+    model_state, optim_state = get_state_dict(wrapper, optimizer, options=_trained_only())
     state = {"model": model_state, "optim": optim_state}
     dcp.load(state, checkpoint_id=str(Path(folder) / STATE_FOLDER))
-    set_state_dict(wrapper, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    keys = set_state_dict(wrapper, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                          options=_trained_only())  # fmt: skip
+    frozen = {canonical(name) for name, p in wrapper.named_parameters() if not p.requires_grad}
+    missing = [k for k in map(canonical, keys.missing_keys) if k not in frozen]
+    if missing or keys.unexpected_keys:
+        raise RuntimeError(f"{folder}: the training state does not fit the model: {len(missing)} trained parameters "
+                           f"missing ({missing[:3]}), {len(keys.unexpected_keys)} unexpected "
+                           f"({list(keys.unexpected_keys)[:3]})")  # fmt: skip
     # The groups' settings come from the configuration, which is the checkpoint's (the run id says so); what the
     # checkpoint restores is the state. (A checkpoint written by several processes came back into one with some
     # groups' settings missing, with PyTorch 2.14's torch.distributed.checkpoint.)

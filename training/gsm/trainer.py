@@ -34,7 +34,7 @@ import torch
 
 from vdpm_harness.prefetch import Prefetcher
 
-from . import parallel, state
+from . import kernels, parallel, state
 from .attention import register as register_attention
 from .config import TrainConfig, resolved
 from .groups import build_groups
@@ -114,9 +114,11 @@ class Trainer:
         from vdpm_harness_plugins.models.qwen25vl.checkpoints import load_processor
 
         config = self.config
+        kernels.check(config.kernels, self.world.device)  # before minutes of loading
         model, self.base = load_base(config.model, self.world.device)
         model.config.text_config._attn_implementation = register_attention()
         speed.patch_vision(model, "auto")
+        self.kernels = kernels.use_liger(model) if config.kernels == "liger" else {"kernels": "torch"}
         model.train()
         build_groups(model, config.optimizer)  # requires_grad exactly as configured, before sharding
         self.checkpointed = parallel.apply_checkpointing(model, config.activation_checkpointing)
@@ -126,6 +128,7 @@ class Trainer:
         self.optimizer = make_optimizer(
             self.groups.param_groups, betas=config.optimizer.betas, eps=config.optimizer.eps,
             state_dtype=config.optimizer.state_dtype, param_dtype=torch.float32, device_type=self.world.device.type,
+            compiled=config.compile and self.world.device.type == "cuda",
         )  # fmt: skip
         self.trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         hub = {"revision": config.model.revision, "local_files_only": config.model.local_files_only}
