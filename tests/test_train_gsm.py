@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -386,6 +387,86 @@ def test_a_pack_gives_each_samples_loss_alone(tiny, data, base_model):
             chosen = s.targets != IGNORE
             alone.append(torch.nn.functional.cross_entropy(logits[chosen], s.targets[chosen], reduction="sum"))
     torch.testing.assert_close(packed, sum(alone), rtol=1e-5, atol=1e-5)
+
+
+def fake_liger(monkeypatch) -> Counter:
+    """A stand-in for ``liger_kernel.transformers`` (whose Triton kernels need CUDA) with the reference math in
+    PyTorch, the constructors' signatures of Liger 0.8.5, and a count of the calls: the swaps' plumbing on the CPU."""
+    import types
+
+    from torch import nn
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as modeling
+
+    calls: Counter = Counter()
+
+    class LigerRMSNorm(nn.Module):
+        def __init__(self, hidden_size, eps=1e-6, offset=0.0, casting_mode="llama", init_fn="ones", **kwargs):
+            super().__init__()
+            assert (offset, casting_mode) == (0.0, "llama")  # Qwen2's RMSNorm
+            self.weight, self.variance_epsilon = nn.Parameter(torch.ones(hidden_size)), eps
+
+        def forward(self, hidden_states):
+            calls["rms_norm"] += 1
+            return modeling.Qwen2_5_VLRMSNorm.forward(self, hidden_states)
+
+    class LigerSwiGLUMLP(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            assert config.hidden_act == "silu"
+            self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+            self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+            self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+        def forward(self, x):
+            calls["swiglu"] += 1
+            return self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    plain = modeling.apply_rotary_pos_emb
+
+    def liger_rotary_pos_emb(q, k, cos, sin, position_ids=None, unsqueeze_dim=1):
+        calls["rope"] += 1
+        return plain(q, k, cos, sin, unsqueeze_dim=unsqueeze_dim)
+
+    module = types.ModuleType("liger_kernel.transformers")
+    module.LigerRMSNorm, module.LigerSwiGLUMLP, module.liger_rotary_pos_emb = (LigerRMSNorm, LigerSwiGLUMLP,
+                                                                               liger_rotary_pos_emb)  # fmt: skip
+    package = types.ModuleType("liger_kernel")
+    package.transformers = module
+    monkeypatch.setitem(sys.modules, "liger_kernel", package)
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", module)
+    monkeypatch.setattr(modeling, "apply_rotary_pos_emb", plain)  # put back after the test
+    return calls
+
+
+def test_liger_kernels_take_the_modules_places_with_the_same_parameters_and_loss(tiny, data, base_model,
+                                                                                  monkeypatch):  # fmt: skip
+    """``kernels = "liger"``: every decoder layer's norms and MLP, the final norm and the vision blocks' norms are
+    Liger's modules holding the very same parameters (names and order unchanged, so groups, shards and checkpoints
+    are too), the attention calls Liger's rotary embedding, and a pack's loss is unchanged (the stand-in computes the
+    reference math: what is checked is the plumbing; the kernels' own numbers are Liger's tests' and the H200 run's).
+    On the CPU the setting is refused before anything is loaded."""
+    import copy
+
+    from vdpm_harness_training.gsm import kernels
+    from vdpm_harness_training.gsm.attention import register
+
+    with pytest.raises(kernels.KernelsError, match="CUDA only"):
+        kernels.check("liger", torch.device("cpu"))
+    calls = fake_liger(monkeypatch)
+    model = copy.deepcopy(base_model)
+    model.config.text_config._attn_implementation = register()
+    [one_pack] = pack([build(e, layout_for(model, tiny)) for e in load_examples([str(data)])[:2]], 4096)
+    before = dict(model.named_parameters())
+    with torch.no_grad():
+        reference = PackedGSM(model)(**one_pack.tensors(0, "cpu"))
+        used = kernels.use_liger(model)
+        after = dict(model.named_parameters())
+        swapped = PackedGSM(model)(**one_pack.tensors(0, "cpu"))
+    assert used["swapped"] == ["rms_norm", "swiglu", "rope"]
+    assert list(after) == list(before) and all(after[name] is before[name] for name in before)
+    layers, blocks = len(model.model.language_model.layers), len(model.model.visual.blocks)
+    assert calls == {"swiglu": layers, "rope": layers, "rms_norm": 2 * layers + 1 + 2 * blocks}
+    torch.testing.assert_close(swapped, reference, rtol=1e-6, atol=1e-6)
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
