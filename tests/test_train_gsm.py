@@ -452,6 +452,8 @@ def test_liger_kernels_take_the_modules_places_with_the_same_parameters_and_loss
 
     with pytest.raises(kernels.KernelsError, match="CUDA only"):
         kernels.check("liger", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="do not go together"):
+        build_config(None, (), **{"kernels": "liger", "compile": True})
     calls = fake_liger(monkeypatch)
     model = copy.deepcopy(base_model)
     model.config.text_config._attn_implementation = register()

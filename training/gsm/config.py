@@ -197,6 +197,10 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.kernels == "liger" and self.compile:
+            raise ValueError("kernels = 'liger' and compile = true do not go together: torch.compile (PyTorch 2.11) "
+                             "fails to trace Liger 0.8.5's RMSNorm inside the checkpointed decoder layers (measured "
+                             "on an H200); compile alone is the faster of the two (docs/PERFORMANCE.md)")  # fmt: skip
         if self.data.max_seq_length > self.pack_tokens:
             raise ValueError(f"pack_tokens ({self.pack_tokens}) must hold one sample of data.max_seq_length "
                              f"({self.data.max_seq_length})")  # fmt: skip
