@@ -331,8 +331,9 @@ def profile_step(trainer, step: int, samples, trace: Path, device) -> dict:
 
 def variant_settings(name: str) -> dict:
     """A trainer variant's settings from its name: ``ckpt<share>`` (the share of decoder layers recomputed) with
-    ``+compile`` (torch.compile the decoder layers) and ``+liger`` (Liger Kernel's fused RMSNorm, SwiGLU and rotary
-    embedding: ``kernels = "liger"``), e.g. ``ckpt1``, ``ckpt0.5``, ``ckpt1+compile``, ``ckpt1+liger+compile``."""
+    ``+compile`` (``compile = true``: the decoder layers, the frozen towers' blocks and the AdamW update compiled) or
+    ``+liger`` (Liger Kernel's fused RMSNorm, SwiGLU and rotary embedding: ``kernels = "liger"``; the configuration
+    refuses both together), e.g. ``ckpt1``, ``ckpt0.82+compile``, ``ckpt1+liger``."""
     base, *flags = name.split("+")
     if not base.startswith("ckpt") or set(flags) - {"compile", "liger"}:
         raise SystemExit(f"unknown trainer variant {name!r}: expected ckpt<share>[+compile][+liger], "
