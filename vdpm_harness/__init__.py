@@ -92,8 +92,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["mask_url_credentials"], "config"),
     **dict.fromkeys(["ChatClient", "ApiOptions", "DEFAULT_BASE_URL", "TRANSPORT_OPTIONS", "resolve_api_key"], "llm"),
 }
-#: public modules: ``from vdpm_harness import geometry`` (``dinov2``: the DINOv2 encoder's key map)
-_MODULES = ("dinov2", "geometry", "video")
+#: public modules: ``from vdpm_harness import geometry`` (``dinov2``: the DINOv2 encoder's key map; ``hub``: a
+#: Hugging Face dataset downloaded for ``data pull``)
+_MODULES = ("dinov2", "geometry", "hub", "video")
 
 __all__ = ["hookimpl", "__version__", *_EXPORTS, *_MODULES]
 

@@ -48,7 +48,7 @@ import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vdpm_harness import safe_unzip
+from vdpm_harness import hub, safe_unzip
 
 #: The hub dataset (``repo_type="dataset"``).
 HUB_ID = "TencentARC/DSR_Suite-Data"
@@ -75,27 +75,13 @@ _LABEL = re.compile(r"^\s*([A-J])\s*[.):]\s*")
 def pull(to: Path) -> None:
     """Download the whole dataset into the (empty) folder ``to``, unpack its archives and write :data:`MANIFEST`.
     Any hub or network failure raises a RuntimeError naming the hub id and what to do offline."""
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-    except ImportError as exc:
-        raise RuntimeError("downloading DSR-Train needs huggingface_hub: pip install 'vdpm-harness[hub]'") from exc
     to = Path(to)
-    quiet = are_progress_bars_disabled()
-    disable_progress_bars()  # the harness shows the folder growing instead (one display, not one bar a file)
-    try:
-        snapshot_download(repo_id=HUB_ID, repo_type="dataset", local_dir=to)
-    except Exception as exc:  # noqa: BLE001 - any hub or network failure gets the same explanation
-        raise RuntimeError(
-            f"could not download the dataset {HUB_ID} ({HUB_URL}): {type(exc).__name__}: {exc}\n"
-            f"Without access to the hub (offline, HF_HUB_OFFLINE=1, a firewall), download it where the hub is "
-            f"reachable (`hf download {HUB_ID} --repo-type dataset --local-dir DIR`), copy DIR here and train on it "
-            f"as it is (`vdpm-harness train gsm --train DIR`); `vdpm-harness data verify dsr-train --data-dir DIR` "
-            f"checks it."
-        ) from exc
-    finally:
-        if not quiet:
-            enable_progress_bars()
+    hub.download_dataset(
+        HUB_ID, to, what=f"the dataset {HUB_ID}", quiet=True,  # the harness shows the folder growing instead
+        offline_hint=f"download it where the hub is reachable (`hf download {HUB_ID} --repo-type dataset --local-dir "
+        f"DIR`), copy DIR here and train on it as it is (`vdpm-harness train gsm --train DIR`); `vdpm-harness data "
+        f"verify dsr-train --data-dir DIR` checks it.",
+    )  # fmt: skip
     unpacked = unpack_archives(to)
     found = find_annotations(to)
     manifest = {

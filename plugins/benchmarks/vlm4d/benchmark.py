@@ -67,6 +67,7 @@ from vdpm_harness import (
     VideoPart,
     cache_root,
     clustered_mean,
+    hub,
     summarize_accuracy,
 )
 
@@ -196,19 +197,11 @@ class VLM4D(MCQBenchmark):
 
     def pull(self, to: Path) -> None:
         """Download ``videos_real/`` and ``videos_synthetic/`` of the Hugging Face dataset into ``to``."""
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError as exc:
-            raise RuntimeError("downloading VLM4D needs huggingface_hub: pip install 'vdpm-harness[hub]'") from exc
-        try:
-            snapshot_download(repo_id=HF_REPO, repo_type="dataset", allow_patterns=VIDEO_PATTERNS, local_dir=to)
-        except Exception as exc:  # noqa: BLE001 - any hub or network failure gets the same explanation
-            raise RuntimeError(
-                f"could not download the VLM4D videos from https://huggingface.co/datasets/{HF_REPO} into {to}: "
-                f"{type(exc).__name__}: {exc}\nWithout access to the hub (offline, HF_HUB_OFFLINE=1, a firewall), copy "
-                f"videos_real/ and videos_synthetic/ from a machine that has them into {to}, then run "
-                f"`vdpm-harness data verify vlm4d --data-dir {to}`."
-            ) from exc
+        hub.download_dataset(
+            HF_REPO, to, what="the VLM4D videos", allow_patterns=VIDEO_PATTERNS,
+            offline_hint=f"copy videos_real/ and videos_synthetic/ from a machine that has them into {to}, then run "
+            f"`vdpm-harness data verify vlm4d --data-dir {to}`.",
+        )  # fmt: skip
 
     def verify(self) -> list[str]:
         """Checksum problems of the question files, then every missing video (its path under ``data_dir``)."""
