@@ -76,6 +76,19 @@ def host():
     plugins.reset_host()
 
 
+#: Two clips of different sizes and timing: 40 frames at 8 fps (5 s, 192x144) and 60 at 20 fps (3 s, 320x240).
+CLIPS = {"a.mp4": (40, 144, 192, 8.0), "b.mp4": (60, 240, 320, 20.0)}
+
+
+def write_clips(folder: Path, rng) -> dict[str, str]:
+    """:data:`CLIPS` of random pixels drawn from ``rng`` written into ``folder``: ``{name: path}``."""
+    from vdpm_harness.video import write_video
+
+    for name, (n, h, w, fps) in CLIPS.items():
+        write_video(folder / name, rng.integers(0, 256, (n, h, w, 3), dtype="uint8"), fps)
+    return {name: str(folder / name) for name in CLIPS}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """Environment for a CLI subprocess: the fixture plugin installed (on PYTHONPATH), the session cache."""
     env = dict(os.environ)

@@ -20,16 +20,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from vdpm_harness.video import write_video  # noqa: E402
 from vdpm_harness_plugins.models.qwen25vl import prefix  # noqa: E402
 from vdpm_harness_plugins.models.qwen25vl.gsm import tokens  # noqa: E402
 from vdpm_harness_plugins.models.qwen25vl.gsm.plugin import Qwen25VLGSM  # noqa: E402
 from vdpm_harness_plugins.models.qwen25vl.gsm.sharing import GSMSharing  # noqa: E402
 
-from .conftest import cli_env, run_cli  # noqa: E402
+from .conftest import cli_env, run_cli, write_clips  # noqa: E402
 from .test_distributed import summary_counts  # noqa: E402
 from .test_gsm import image_request  # noqa: E402
 from .test_prefix_sharing import _dsr_table, prepared  # noqa: E402
+from .test_prefix_sharing import loaded as prefix_loaded  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
@@ -50,18 +50,13 @@ def clips(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("gsm-prefix-clips")
     rng = np.random.default_rng(5)
-    specs = {"a.mp4": (40, 144, 192, 8.0), "b.mp4": (60, 240, 320, 20.0)}
-    for name, (n, h, w, fps) in specs.items():
-        write_video(folder / name, rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8), fps)
+    clips = write_clips(folder, rng)
     Image.fromarray(rng.integers(0, 256, (56, 84, 3), dtype=np.uint8)).save(folder / "i.png")
-    return {name: str(folder / name) for name in (*specs, "i.png")}
+    return {**clips, "i.png": str(folder / "i.png")}
 
 
 def loaded(tiny, **options) -> Qwen25VLGSM:
-    plugin = Qwen25VLGSM({"path": str(tiny), "batch_size": 8, **options})
-    plugin.id = "qwen25vl-gsm"
-    plugin.load()
-    return plugin
+    return prefix_loaded(tiny, Qwen25VLGSM, "qwen25vl-gsm", **options)
 
 
 @pytest.fixture(scope="module")

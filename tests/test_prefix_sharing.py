@@ -30,11 +30,11 @@ from vdpm_harness.records import (
     TextPart,
     VideoPart,
 )  # fmt: skip
-from vdpm_harness.video import decode, write_video
+from vdpm_harness.video import decode
 from vdpm_harness_plugins.models.qwen25vl import prefix
 from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
-from .conftest import HAS_TORCH, needs_torch
+from .conftest import HAS_TORCH, needs_torch, write_clips
 
 if HAS_TORCH:
     import torch
@@ -54,17 +54,13 @@ def tiny(tiny_qwen):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Two clips of different sizes and timing: 40 frames at 8 fps (192x144) and 60 at 20 fps (320x240)."""
-    folder = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(5)
-    specs = {"a.mp4": (40, 144, 192, 8.0), "b.mp4": (60, 240, 320, 20.0)}
-    for name, (n, h, w, fps) in specs.items():
-        write_video(folder / name, rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8), fps)
-    return {name: str(folder / name) for name in specs}
+    return write_clips(tmp_path_factory.mktemp("clips"), np.random.default_rng(5))
 
 
-def loaded(tiny, **options):
-    plugin = Qwen25VL({"path": str(tiny), "batch_size": 8, **options})
-    plugin.id = "qwen25vl"
+def loaded(tiny, plugin_class=Qwen25VL, plugin_id: str = "qwen25vl", **options):
+    """The plugin (``plugin_class``, registered as ``plugin_id``) on the tiny checkpoint, batch size 8, loaded."""
+    plugin = plugin_class({"path": str(tiny), "batch_size": 8, **options})
+    plugin.id = plugin_id
     plugin.load()
     return plugin
 

@@ -31,7 +31,7 @@ from vdpm_harness_plugins.models.qwen25vl.checkpoints import REAL_CONFIGS, SPECI
 from vdpm_harness_plugins.models.qwen25vl.inputs import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
 from vdpm_harness_plugins.models.qwen25vl.model import Qwen25VL
 
-from .conftest import HAS_TORCH, cli_env, needs_torch, run_cli
+from .conftest import HAS_TORCH, cli_env, needs_torch, run_cli, write_clips
 
 if HAS_TORCH:
     import torch
@@ -58,12 +58,7 @@ def model(tiny):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Videos with known timing: 40 frames at 8 fps (5 s, 192x144) and 60 frames at 20 fps (3 s, 320x240)."""
-    folder = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(3)
-    specs = {"a.mp4": (40, 144, 192, 8.0), "b.mp4": (60, 240, 320, 20.0)}
-    for name, (n, h, w, fps) in specs.items():
-        write_video(folder / name, rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8), fps)
-    return {name: str(folder / name) for name in specs}
+    return write_clips(tmp_path_factory.mktemp("clips"), np.random.default_rng(3))
 
 
 def prepared(sample_id: str, video: str | None, text: str, policy: FramePolicy | None = None, max_new_tokens=12,
