@@ -28,7 +28,7 @@ from vdpm_harness_plugins.models.qwen25vl.gsm.sharing import GSMSharing  # noqa:
 from .conftest import cli_env, run_cli, write_clips  # noqa: E402
 from .test_distributed import summary_counts  # noqa: E402
 from .test_gsm import image_request  # noqa: E402
-from .test_prefix_sharing import _dsr_table, prepared  # noqa: E402
+from .test_prefix_sharing import _dsr_table, assert_equals_generate, prepared, shared_steps  # noqa: E402
 from .test_prefix_sharing import loaded as prefix_loaded  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
@@ -201,27 +201,15 @@ def test_shared_logits_and_tokens_equal_the_unshared_path(tiny, shared, clips, n
     try:
         batch = mixed_batch(clips, image=True)
         prompts, run = staged(plugin, batch)
-        config = plugin._model.generation_config
         seen, restore = _counting(plugin)
         try:
-            tokens_shared, logits = prefix.generate_shared(
-                plugin._model, run, max_new_tokens=6, eos_token_ids=[config.eos_token_id],
-                pad_token_id=config.pad_token_id, keep_logits=True, sharing=plugin._sharing(),
-            )  # fmt: skip
+            tokens_shared, logits = shared_steps(plugin, run, sharing=plugin._sharing())
             assert seen == {"vision": 3, "pi3": 3}  # a.mp4, b.mp4, the image: each once
             seen.update(vision=0, pi3=0)
-            inputs = plugin.prepare(prompts)
-            with torch.inference_mode():
-                out = plugin._model.generate(**inputs, max_new_tokens=6, do_sample=False, output_logits=True,
-                                             return_dict_in_generate=True)  # fmt: skip
+            assert_equals_generate(plugin, prompts, tokens_shared, logits)
             assert seen == {"vision": 6, "pi3": 6}  # every question's video again
         finally:
             restore()
-        reference = torch.stack(out.logits, dim=1)
-        assert len(logits) == reference.shape[1] == 6
-        difference = (torch.stack(logits, dim=1) - reference).abs().max().item()
-        assert difference < 1e-5, difference
-        assert tokens_shared == out.sequences[:, inputs["input_ids"].shape[1] :].tolist()
     finally:
         if plugin is not shared:
             plugin.close()
@@ -241,12 +229,9 @@ def test_the_bound_catches_a_first_q_former_reading_the_wrong_text(shared, clips
         mask[:, : mask.shape[1] - run.suffix_ids.shape[1]] = 0
         return original(ids, mask, embeds, rows, text_mask)
 
-    config = shared._model.generation_config
     inner.gsm_text = suffix_only
     try:
-        _, logits = prefix.generate_shared(shared._model, run, max_new_tokens=1, eos_token_ids=[config.eos_token_id],
-                                           pad_token_id=config.pad_token_id, keep_logits=True,
-                                           sharing=shared._sharing())  # fmt: skip
+        _, logits = shared_steps(shared, run, steps=1, sharing=shared._sharing())
     finally:
         del inner.gsm_text
     with torch.inference_mode():

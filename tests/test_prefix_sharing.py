@@ -266,6 +266,28 @@ def test_token_ids_equal_the_processors(shared, clips):
     assert run.group_sizes == [3, 2, 3, 1, 2, 3]
 
 
+def shared_steps(plugin, run, steps: int = 6, **options):
+    """``steps`` greedy steps of ``prefix.generate_shared`` on a staged ``run``, keeping each step's logits:
+    ``(tokens, logits)``."""
+    config = plugin._model.generation_config
+    return prefix.generate_shared(plugin._model, run, max_new_tokens=steps, eos_token_ids=[config.eos_token_id],
+                                  pad_token_id=config.pad_token_id, keep_logits=True, **options)  # fmt: skip
+
+
+def assert_equals_generate(plugin, prompts, tokens, logits, steps: int = 6) -> None:
+    """The reference: ``generate`` on the whole ``prompts`` (one left-padded batch) for ``steps`` steps; every step's
+    float32 ``logits`` within 1e-5 of it and the greedy ``tokens`` equal."""
+    inputs = plugin.prepare(prompts)
+    with torch.inference_mode():
+        out = plugin._model.generate(**inputs, max_new_tokens=steps, do_sample=False, output_logits=True,
+                                     return_dict_in_generate=True)  # fmt: skip
+    reference = torch.stack(out.logits, dim=1)
+    assert len(logits) == reference.shape[1] == steps
+    difference = (torch.stack(logits, dim=1) - reference).abs().max().item()
+    assert difference < 1e-5, difference
+    assert tokens == out.sequences[:, inputs["input_ids"].shape[1] :].tolist()
+
+
 @needs_torch
 @pytest.mark.parametrize("attention", ["sdpa", pytest.param("rowwise", marks=pytest.mark.slow)])
 def test_shared_logits_and_tokens_equal_the_unshared_path(tiny, shared, clips, attention):
@@ -279,20 +301,8 @@ def test_shared_logits_and_tokens_equal_the_unshared_path(tiny, shared, clips, a
         prompts = [plugin._prompt(i, one) for i, one in enumerate(batch)]
         run, _ = prefix.stage_shared(plugin._processor, prompts, encoder=plugin.encode, max_positions=4096,
                                      rope_index=plugin._model.model.get_rope_index)  # fmt: skip
-        config = plugin._model.generation_config
-        tokens, logits = prefix.generate_shared(
-            plugin._model, run, max_new_tokens=6, eos_token_ids=[config.eos_token_id],
-            pad_token_id=config.pad_token_id, keep_logits=True,
-        )  # fmt: skip
-        inputs = plugin.prepare(prompts)
-        with torch.inference_mode():
-            out = plugin._model.generate(**inputs, max_new_tokens=6, do_sample=False, output_logits=True,
-                                         return_dict_in_generate=True)  # fmt: skip
-        reference = torch.stack(out.logits, dim=1)
-        assert len(logits) == reference.shape[1] == 6
-        difference = (torch.stack(logits, dim=1) - reference).abs().max().item()
-        assert difference < 1e-5, difference
-        assert tokens == out.sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        tokens, logits = shared_steps(plugin, run)
+        assert_equals_generate(plugin, prompts, tokens, logits)
     finally:
         if plugin is not shared:
             plugin.close()
