@@ -63,6 +63,15 @@ def tiny_qwen(tmp_path_factory):
     return folder, json.loads(proc.stdout)
 
 
+@pytest.fixture(scope="session")
+def tiny_gsm(tmp_path_factory):
+    """``vdpm-harness models make-tiny DIR --gsm`` through the command line, once per session: the tiny random-weight
+    GSM checkpoint (folder, printed summary). Tests read it; one that changes a checkpoint copies it first."""
+    folder = tmp_path_factory.mktemp("gsm") / "tiny"
+    proc = run_cli("models", "make-tiny", str(folder), "--gsm")
+    return folder, json.loads(proc.stdout)
+
+
 @pytest.fixture
 def host():
     """A fresh plugin host: the entry points of this environment, the fixture plugin among them (its dist-info

@@ -45,11 +45,9 @@ OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """``vdpm-harness models make-tiny DIR --gsm`` through the command line; (folder, printed summary)."""
-    folder = tmp_path_factory.mktemp("gsm") / "tiny"
-    proc = run_cli("models", "make-tiny", str(folder), "--gsm", env=cli_env(**OFFLINE))
-    return folder, json.loads(proc.stdout)
+def tiny(tiny_gsm):
+    """The session's tiny GSM (conftest): (folder, printed summary)."""
+    return tiny_gsm
 
 
 @pytest.fixture(scope="module")

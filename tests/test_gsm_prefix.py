@@ -28,18 +28,23 @@ from vdpm_harness_plugins.models.qwen25vl.gsm.sharing import GSMSharing  # noqa:
 from .conftest import cli_env, run_cli, write_clips  # noqa: E402
 from .test_distributed import summary_counts  # noqa: E402
 from .test_gsm import image_request  # noqa: E402
-from .test_prefix_sharing import _dsr_table, assert_equals_generate, prepared, shared_steps  # noqa: E402
+from .test_prefix_sharing import (  # noqa: E402
+    _dsr_table,
+    assert_equals_generate,
+    assert_row_is_prefix_and_suffix,
+    prepared,
+    recorded_batches,
+    shared_steps,
+)
 from .test_prefix_sharing import loaded as prefix_loaded  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """``vdpm-harness models make-tiny DIR --gsm`` through the command line (as ``tests/test_gsm.py`` builds it)."""
-    folder = tmp_path_factory.mktemp("gsm-prefix") / "tiny"
-    run_cli("models", "make-tiny", str(folder), "--gsm", env=cli_env(**OFFLINE))
-    return folder
+def tiny(tiny_gsm):
+    """The session's tiny GSM checkpoint folder (conftest)."""
+    return tiny_gsm[0]
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +136,9 @@ def test_token_ids_and_positions_equal_the_gsm_encoders(shared, clips):
     queries = shared._model.gsm.settings.num_queries
     for i in range(len(batch)):
         ids = reference["input_ids"][i][mask[i]]
-        n, p, g = len(ids), run.prefix_lengths[i], int(run.row_groups[i])
-        prefix_ids = run.prefix["input_ids"][g][run.prefix["attention_mask"][g].bool()]
-        suffix_ids = run.suffix_ids[i][run.suffix_ids.shape[1] - (n - p) :]
-        assert torch.equal(torch.cat([prefix_ids, suffix_ids]), ids)
-        row_positions = positions[:, i][:, mask[i]]
-        assert torch.equal(run.prefix["position_ids"][:, g, -p:], row_positions[:, :p])
-        assert torch.equal(run.suffix_positions[:, i, run.suffix_ids.shape[1] - (n - p) :], row_positions[:, p:])
-        assert run.next_positions[:, i].tolist() == (row_positions[:, -1] + 1).tolist()
-        if g == 2:  # text only: no geometry; everything but the last token is its own prefix
+        suffix_ids = assert_row_is_prefix_and_suffix(run, i, ids, positions[:, i][:, mask[i]])
+        n, p = len(ids), run.prefix_lengths[i]
+        if int(run.row_groups[i]) == 2:  # text only: no geometry; everything but the last token is its own prefix
             assert p == n - 1 and video not in ids.tolist()
             continue
         slots = tokens.geometry_slots(ids[None], torch.tensor([True]), video_token_id=video, num_queries=queries)[0]
@@ -304,21 +303,10 @@ def test_runs_resume_across_the_option_with_the_same_answers(tiny, clips, tmp_pa
     assert (folder / "predictions.jsonl").read_bytes() == before
     assert json.loads((folder / "results.json").read_text())["n_samples"] == 6
 
-    batches: list[list[str]] = []
-    original = Qwen25VLGSM.generate_staged
-
-    def recording(self, staged):
-        responses = original(self, staged)
-        batches.append([r.sample_id for r in responses])
-        return responses
-
     config = build_config(models="qwen25vl-gsm", benches="dsr", out=str(tmp_path / "fresh"), decode_workers=1,
                           bench_args=tuple(bench_args), model_args=(f"path={tiny}", "batch_size=4"))  # fmt: skip
-    Qwen25VLGSM.generate_staged = recording
-    try:
+    with recorded_batches(Qwen25VLGSM) as batches:
         [outcome] = Runner(config, get_host()).run()
-    finally:
-        Qwen25VLGSM.generate_staged = original
     assert outcome.error is None and outcome.counts["ok"] == 6
     [fresh] = (tmp_path / "fresh").glob("*/dsr")
     assert fresh.parent.name == folder.parent.name  # the same label

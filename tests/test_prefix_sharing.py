@@ -10,6 +10,7 @@ keeps them in one batch where they fit.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections import Counter
@@ -229,6 +230,19 @@ def test_inference_batches_follow_the_groups(host, tmp_path):
 # --- the shared path computes what the unshared one does ----------------------------------------------------------
 
 
+def assert_row_is_prefix_and_suffix(run, i, ids, row_positions):
+    """Row ``i`` of a staged shared ``run``, its group's prefix row then its own suffix, is the reference's ``ids``
+    with its positions ``row_positions`` (3 x tokens), and its next position follows; returns the row's suffix ids."""
+    n, p, g = len(ids), run.prefix_lengths[i], int(run.row_groups[i])
+    prefix_ids = run.prefix["input_ids"][g][run.prefix["attention_mask"][g].bool()]
+    suffix_ids = run.suffix_ids[i][run.suffix_ids.shape[1] - (n - p) :]
+    assert torch.equal(torch.cat([prefix_ids, suffix_ids]), ids)
+    assert torch.equal(run.prefix["position_ids"][:, g, -p:], row_positions[:, :p])
+    assert torch.equal(run.suffix_positions[:, i, run.suffix_ids.shape[1] - (n - p) :], row_positions[:, p:])
+    assert run.next_positions[:, i].tolist() == (row_positions[:, -1] + 1).tolist()
+    return suffix_ids
+
+
 @needs_torch
 def test_token_ids_equal_the_processors(shared, clips):
     """The shared path tokenises a group's other prompts itself and expands their video placeholders to the group's
@@ -250,16 +264,7 @@ def test_token_ids_equal_the_processors(shared, clips):
     # three prefix rows: the two videos' (of different lengths) and the text-only prompt's
     assert run.prefix["input_ids"].shape[0] == 3 and run.prefix["video_grid_thw"].tolist() == [[4, 10, 14], [4, 12, 16]]
     for i in range(6):
-        ids = reference["input_ids"][i][mask[i]]
-        n, p = len(ids), run.prefix_lengths[i]
-        g = int(run.row_groups[i])
-        prefix_ids = run.prefix["input_ids"][g][run.prefix["attention_mask"][g].bool()]
-        suffix_ids = run.suffix_ids[i][run.suffix_ids.shape[1] - (n - p) :]
-        assert torch.equal(torch.cat([prefix_ids, suffix_ids]), ids)
-        row_positions = positions[:, i][:, mask[i]]
-        assert torch.equal(run.prefix["position_ids"][:, g, -p:], row_positions[:, :p])
-        assert torch.equal(run.suffix_positions[:, i, run.suffix_ids.shape[1] - (n - p) :], row_positions[:, p:])
-        assert run.next_positions[:, i].tolist() == (row_positions[:, -1] + 1).tolist()
+        assert_row_is_prefix_and_suffix(run, i, reference["input_ids"][i][mask[i]], positions[:, i][:, mask[i]])
     # a's questions share everything up to their question text, which begins after the video
     video_end = (reference["input_ids"][0][mask[0]] == shared._processor.video_token_id).nonzero().max().item()
     assert run.prefix_lengths[0] == run.prefix_lengths[2] == run.prefix_lengths[5] > video_end
@@ -386,6 +391,25 @@ def _dsr_table(root, clips) -> list[str]:
     return [f"dsr:data_dir={root}", f"dsr:frames={frames}", "dsr:max_new_tokens=5"]
 
 
+@contextlib.contextmanager
+def recorded_batches(plugin_class):
+    """While open, ``plugin_class.generate_staged`` also records the sample ids of every batch it answers (in the list
+    yielded)."""
+    batches: list[list[str]] = []
+    original = plugin_class.generate_staged
+
+    def recording(self, staged):
+        responses = original(self, staged)
+        batches.append([r.sample_id for r in responses])
+        return responses
+
+    plugin_class.generate_staged = recording
+    try:
+        yield batches
+    finally:
+        plugin_class.generate_staged = original
+
+
 @needs_torch
 @pytest.mark.slow
 def test_runs_resume_across_the_option_with_the_same_answers(tiny, clips, host, tmp_path):
@@ -397,13 +421,6 @@ def test_runs_resume_across_the_option_with_the_same_answers(tiny, clips, host, 
     from vdpm_harness.store import PredictionStore
 
     bench_args = tuple(_dsr_table(tmp_path / "dsr", clips))
-    batches: list[list[str]] = []
-    original = Qwen25VL.generate_staged
-
-    def recording(self, staged):
-        responses = original(self, staged)
-        batches.append([r.sample_id for r in responses])
-        return responses
 
     def run(out, share):
         model_args = (f"path={tiny}", "batch_size=4", f"share_prefix={str(share).lower()}")
@@ -414,8 +431,7 @@ def test_runs_resume_across_the_option_with_the_same_answers(tiny, clips, host, 
         [folder] = out.glob("*/dsr")
         return outcome, folder, {p.key: p for p in PredictionStore(folder).load().values()}
 
-    Qwen25VL.generate_staged = recording
-    try:
+    with recorded_batches(Qwen25VL) as batches:
         off, off_folder, off_predictions = run(tmp_path / "res", share=False)
         assert off.counts["ok"] == 6 and not any("shared_prefix_tokens" in p.usage for p in off_predictions.values())
         again, again_folder, again_predictions = run(tmp_path / "res", share=True)
@@ -423,8 +439,6 @@ def test_runs_resume_across_the_option_with_the_same_answers(tiny, clips, host, 
         assert again_predictions.keys() == off_predictions.keys()
         batches.clear()
         on, on_folder, on_predictions = run(tmp_path / "fresh", share=True)
-    finally:
-        Qwen25VL.generate_staged = original
     assert on.counts["ok"] == 6 and on_folder.parent.name == off_folder.parent.name  # the same label
     assert on_predictions.keys() == off_predictions.keys()
     for key, prediction in on_predictions.items():
