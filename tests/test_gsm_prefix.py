@@ -37,6 +37,7 @@ from .test_prefix_sharing import (  # noqa: E402
     shared_steps,
 )
 from .test_prefix_sharing import loaded as prefix_loaded  # noqa: E402
+from .test_prefix_sharing import mixed_batch as plain_mixed_batch  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
@@ -74,14 +75,7 @@ def shared(tiny):
 def mixed_batch(clips, image: bool = False) -> list:
     """Three questions about a.mp4, two about b.mp4 (another size), interleaved, of different lengths, a text-only
     one and, with ``image``, a question about a still image."""
-    batch = [
-        prepared("a1", clips["a.mp4"], "Where does the red square go?"),
-        prepared("b1", clips["b.mp4"], "Which disc is faster, the left or the right one?"),
-        prepared("a2", clips["a.mp4"], "Does the camera move at all during the whole video, or does it stay still?"),
-        prepared("t1", None, "A question in words only."),
-        prepared("b2", clips["b.mp4"], "Fast?"),
-        prepared("a3", clips["a.mp4"], "How many objects?"),
-    ]
+    batch = plain_mixed_batch(clips)  # the plain model's six questions
     return batch + ([image_request("i1", clips["i.png"], "What is shown?")] if image else [])
 
 
